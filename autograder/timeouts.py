@@ -1,0 +1,22 @@
+"""Per-cell time limits (seconds) for grading, keyed by nbgrader grade id.
+
+Grading runs with ``LLMLAB_FAST=1``; these limits are sized to FAST mode on 2 CPU cores with
+about 3x headroom. Students cannot change a grade id without failing validation, so keying on it
+is safe. Cells without a grade id (plain prose or demo cells) get ``DEFAULT_PLAIN``.
+"""
+
+DEFAULT_GRADED = 60  # answer cells, test cells, setup cells
+DEFAULT_PLAIN = 180  # demo cells without nbgrader metadata (plots, small runs)
+
+TIMEOUTS: dict[str, int] = {
+    # week01/04_mini_gpt: the FAST training run (~30 s on 2 cores)
+    "train_run": 240,
+}
+
+
+def timeout_for(cell) -> int:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    gid = meta.get("grade_id")
+    if gid is None:
+        return DEFAULT_PLAIN
+    return TIMEOUTS.get(gid, DEFAULT_GRADED)
