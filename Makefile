@@ -1,0 +1,50 @@
+# LLM Lab: every entry point of the course. `make help` lists them.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.llmlab-installed
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: help setup lab test test-fast release check autograde bench-week01 clean
+
+help:  ## list the targets
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+setup: $(STAMP)  ## create .venv, install the pinned CPU stack and the course, register the "llmlab" Jupyter kernel
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name llmlab --display-name "Python (LLM Lab)"
+	touch $(STAMP)
+
+lab: $(STAMP)  ## open JupyterLab on weeks/ (the learner's main job)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=weeks
+
+test: $(STAMP)  ## the whole test suite (what CI runs): units, every notebook in FAST mode, nbgrader round trips
+	LLMLAB_FAST=1 $(PY) -m pytest
+
+test-fast: $(STAMP)  ## the unit tests only (no notebook execution)
+	LLMLAB_FAST=1 $(PY) -m pytest -m "not notebooks"
+
+release: $(STAMP)  ## regenerate weeks/ from solutions/ with nbgrader (commit the result)
+	$(PY) -m autograder release
+
+check: $(STAMP)  ## self-check one learner notebook: make check NB=weeks/week01/01_attention.ipynb
+	@test -n "$(NB)" || (echo "usage: make check NB=weeks/week01/01_attention.ipynb" && exit 2)
+	$(PY) -m autograder check $(NB)
+
+SUBMISSIONS ?= submitted
+GRADES      ?= grades.csv
+autograde: $(STAMP)  ## grade a folder of submissions (<student>/<weekNN>/*.ipynb): make autograde SUBMISSIONS=dir GRADES=grades.csv
+	$(PY) -m autograder grade $(SUBMISSIONS) --out $(GRADES)
+
+bench-week01: $(STAMP)  ## time the Week 1 trainer to val loss 1.88 on Tiny Shakespeare (prints figures)
+	$(PY) benchmarks/bench_week01.py
+
+clean:  ## remove caches and run outputs (keeps .venv)
+	rm -rf .pytest_cache runs out benchmarks/results
+	find . -name __pycache__ -prune -exec rm -rf {} +
