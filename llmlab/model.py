@@ -144,6 +144,10 @@ def hf_gpt2_config(cfg: GPTConfig):
         vocab_size=cfg.vocab_size, n_positions=cfg.block_size, n_embd=cfg.n_embd, n_layer=cfg.n_layer,
         n_head=cfg.n_head, resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout,
         activation_function="gelu_new", layer_norm_epsilon=1e-5, tie_word_embeddings=True,
+        # GPT2Config's default bos/eos id is GPT-2's <|endoftext|> = 50256: meaningless (and warned about) in a
+        # smaller vocabulary; the caller sets its own special-token ids on hf.config if it has any
+        bos_token_id=50256 if cfg.vocab_size > 50256 else None,
+        eos_token_id=50256 if cfg.vocab_size > 50256 else None,
     )
 
 
