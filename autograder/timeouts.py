@@ -11,11 +11,16 @@ DEFAULT_PLAIN = 180  # demo cells without nbgrader metadata (plots, small runs)
 TIMEOUTS: dict[str, int] = {
     # week01/04_mini_gpt: the FAST training run (~30 s on 2 cores)
     "train_run": 240,
+    # week01/03_transformer_block: pre-norm vs post-norm training demo (~15 s idle)
+    "prepost_training": 180,
     # week01/05_reading_nanogpt: a short FAST training run before the conversion (~5 s idle)
     "train_small": 120,
     # week02/03_training_pipeline: the real CLI in a subprocess (interpreter start + a few dozen steps)
     "run_cli": 150,
     "cli_resume": 150,
+    # week02/05_finetuning: FAST pretraining of the byte-level GPT (~8 s CPU) and three 150-step fine-tuning runs (~15 s CPU)
+    "ft_pretrain": 180,
+    "ft_runs": 240,
 }
 
 
