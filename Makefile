@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.llmlab-installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: help setup lab test test-fast release check autograde bench-week01 clean
+.PHONY: help setup lab test test-fast release check autograde progress bench-week01 bench-grading clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -38,9 +38,16 @@ check: $(STAMP)  ## self-check one learner notebook: make check NB=weeks/week01/
 	$(PY) -m autograder check $(NB)
 
 SUBMISSIONS ?= submitted
-GRADES      ?= grades.csv
-autograde: $(STAMP)  ## grade a folder of submissions (<student>/<weekNN>/*.ipynb): make autograde SUBMISSIONS=dir GRADES=grades.csv
-	$(PY) -m autograder grade $(SUBMISSIONS) --out $(GRADES)
+OUT         ?= grading
+JOBS        ?=
+autograde: $(STAMP)  ## grade a cohort, sandboxed and in parallel: make autograde SUBMISSIONS=submitted OUT=grading [JOBS=n]
+	$(PY) -m autograder grade $(SUBMISSIONS) --out $(OUT) $(if $(JOBS),-j $(JOBS))
+
+progress: $(STAMP)  ## the learner's score per week, as bars: make progress [WEEKS=weeks]
+	$(PY) -m autograder progress $(or $(WEEKS),weeks)
+
+bench-grading: $(STAMP)  ## grading throughput, serial nbgrader vs the parallel grader (prints figures)
+	$(PY) benchmarks/bench_grading.py
 
 bench-week01: $(STAMP)  ## time the Week 1 trainer to val loss 1.88 on Tiny Shakespeare (prints figures)
 	$(PY) benchmarks/bench_week01.py

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import fields
 from pathlib import Path
+
+from .sandbox import Limits
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,9 +23,26 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("roundtrip", help="solution submitted as a student = full marks; untouched release = 0")
     s.add_argument("notebooks", nargs="+", type=Path)
 
-    s = sub.add_parser("grade", help="grade a folder of submissions (<student>/<weekNN>/*.ipynb) into a CSV")
-    s.add_argument("submissions", type=Path)
-    s.add_argument("--out", type=Path, default=Path("grades.csv"))
+    s = sub.add_parser("grade", help="grade a cohort: submitted/<student>/<weekNN>/*.ipynb -> OUT/grades.csv, "
+                                      "gradebook.db, feedback/; parallel, sandboxed, resumable")
+    s.add_argument("submissions", type=Path, help="the submitted/ folder (or a course root holding one)")
+    s.add_argument("--out", type=Path, default=Path("grading"), help="output folder (default: grading)")
+    s.add_argument("-j", "--workers", type=int, default=None, help="worker processes (default: one per core)")
+    s.add_argument("--force", action="store_true", help="regrade submissions that are already graded")
+    s.add_argument("--no-sandbox", action="store_true", help="run student code with the grader's rights")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    lim = s.add_argument_group("limits (per notebook; see autograder/sandbox.py)")
+    for f in fields(Limits):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool",):
+            lim.add_argument(flag, action="store_true", default=None, help=Limits.HELP.get(f.name, ""))
+        else:
+            default = "" if f.default is None else f" (default {f.default:g})"
+            lim.add_argument(flag, type=float, default=None, metavar="N", help=Limits.HELP.get(f.name, "") + default)
+
+    s = sub.add_parser("progress", help="the learner's score per week, as bars (cached: fast the second time)")
+    s.add_argument("weeks_dir", nargs="?", type=Path, default=Path("weeks"))
+    s.add_argument("--cache", type=Path, default=None, help="cache file (default ~/.cache/llmlab/progress.json)")
 
     s = sub.add_parser("normalize", help="clear outputs, set the course kernel, lint nbgrader metadata")
     s.add_argument("notebooks", nargs="+", type=Path)
@@ -40,10 +60,11 @@ def _cmd_release(args) -> int:
 
 
 def _cmd_check(args) -> int:
-    from .check import check, format_table
+    from .check import check_notebook, format_table
 
-    rows = check(args.notebook)
-    print(format_table(rows, title=f"{args.notebook}"))
+    result = check_notebook(args.notebook)
+    rows = result.cells
+    print(format_table(rows, title=f"{args.notebook}", notes=result.notes))
     full = all(r.passed for r in rows)
     print("full marks" if full else "not full marks yet: read the messages above, fix, save, and check again")
     return 0 if full else 1
@@ -64,11 +85,33 @@ def _cmd_roundtrip(args) -> int:
 
 
 def _cmd_grade(args) -> int:
-    from .grade import grade, summary
+    from .grade import grade
 
-    rows = grade(args.submissions, args.out)
-    print(summary(rows))
-    print(f"wrote {args.out} ({len(rows)} rows)")
+    overrides = {}
+    for f in fields(Limits):
+        v = getattr(args, f.name)
+        if v is not None:
+            overrides[f.name] = v if f.type == "bool" else (int(v) if float(v).is_integer() and "float" not in f.type else v)
+    limits = Limits(**overrides)
+    try:
+        rows = grade(args.submissions, args.out, workers=args.workers, force=args.force, limits=limits,
+                     sandbox=not args.no_sandbox, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        return 130
+    except (FileNotFoundError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    # a learner's broken notebook is a result (status "error" in the CSV); only the grader failing is not
+    return 1 if any(r["status"] == "error" and r["message"].startswith("grader error") for r in rows) else 0
+
+
+def _cmd_progress(args) -> int:
+    from .progress import format_progress, progress
+
+    if not args.weeks_dir.is_dir():
+        print(f"error: {args.weeks_dir} is not a folder (give your weeks/ folder)", file=sys.stderr)
+        return 2
+    print(format_progress(progress(args.weeks_dir, cache=args.cache)))
     return 0
 
 

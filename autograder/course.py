@@ -22,7 +22,8 @@ from traitlets.config import Config
 from .nbconfig import apply
 
 REPO = Path(__file__).resolve().parents[1]
-SOLUTIONS = REPO / "solutions"
+# the source notebooks; LLMLAB_SOLUTIONS points the tools at another copy (e.g. an instructor's private repo)
+SOLUTIONS = Path(os.environ.get("LLMLAB_SOLUTIONS") or REPO / "solutions").resolve()
 RELEASE = REPO / "weeks"
 WEEK = re.compile(r"^week\d\d$")
 
@@ -31,6 +32,27 @@ WEEK = re.compile(r"^week\d\d$")
 _BIN = str(Path(sys.executable).parent)
 if os.environ.get("PATH", "").split(os.pathsep)[0] != _BIN:
     os.environ["PATH"] = _BIN + os.pathsep + os.environ.get("PATH", "")
+
+
+def _alembic_head() -> str:
+    """nbgrader stamps each new gradebook with its alembic head by running ``alembic heads`` in a
+    subprocess (2-12 s on a busy 2-core machine, for every temporary course); read it in-process once."""
+    global _ALEMBIC_HEAD
+    if _ALEMBIC_HEAD is None:
+        import nbgrader
+        from alembic.config import Config as AlembicConfig
+        from alembic.script import ScriptDirectory
+
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(Path(nbgrader.__file__).parent / "alembic"))
+        _ALEMBIC_HEAD = ScriptDirectory.from_config(cfg).get_current_head()
+    return _ALEMBIC_HEAD
+
+
+_ALEMBIC_HEAD: str | None = None
+import nbgrader.api  # noqa: E402
+
+nbgrader.api.get_alembic_version = _alembic_head
 
 # grading always runs the small size, offline, and without the chatter of library loggers
 GRADING_ENV = {"LLMLAB_FAST": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error",
@@ -76,11 +98,13 @@ class TempCourse:
     """An nbgrader course root in a temporary folder, holding copies of the chosen source notebooks."""
 
     selection: dict[str, list[str] | None]  # week -> notebook names (None = all)
+    overrides: dict = field(default_factory=dict)  # extra config, "Section.attr" -> value (e.g. the sandbox)
+    base: str | None = None  # where to make the temporary root (default: the system's temp folder)
     root: Path = field(init=False)
     _tmp: tempfile.TemporaryDirectory = field(init=False, repr=False)
 
     def __post_init__(self):
-        self._tmp = tempfile.TemporaryDirectory(prefix="llmlab-grade-")
+        self._tmp = tempfile.TemporaryDirectory(prefix="llmlab-grade-", dir=self.base)
         self.root = Path(self._tmp.name)
         for week, names in self.selection.items():
             dest = self.root / "solutions" / week
@@ -96,7 +120,7 @@ class TempCourse:
     def config(self, **overrides) -> Config:
         c = Config()
         apply(c, root=self.root, db_url=self.db_url)
-        for key, value in overrides.items():
+        for key, value in {**self.overrides, **overrides}.items():
             section, attr = key.split(".")
             setattr(c[section], attr, value)
         return c

@@ -44,12 +44,26 @@ def apply(c: Config, root: str | Path = ".", db_url: str | None = None) -> Confi
     c.Execute.extra_arguments = list(KERNEL_ARGS)
     c.Execute.kernel_name = KERNEL_NAME
 
+    # nbgrader's Execute step, made robust (autograder/execute.py): hung or dead kernels are restarted
+    # and the notebook graded on, stderr in a passing test cell costs nothing, output is capped; the
+    # sandbox is switched on by `python -m autograder grade` (c.GradingExecute.sandbox = True)
+    c.Autograde.autograde_preprocessors = [
+        "autograder.execute.GradingExecute",
+        "nbgrader.preprocessors.IgnorePattern",
+        "nbconvert.preprocessors.ClearMetadataPreprocessor",
+        "nbgrader.preprocessors.LimitOutput",
+        "nbgrader.preprocessors.SaveAutoGrades",
+        "nbgrader.preprocessors.AssignLatePenalties",
+        "nbgrader.preprocessors.CheckCellMetadata",
+    ]
+
     # deleted or stripped test cells are put back from the gradebook, not silently scored 0
     c.OverwriteCells.add_missing_cells = True
-    # feedback never shows hidden tests
+    # feedback never shows hidden tests: not in the sources, and not in tracebacks either
     c.GenerateFeedback.preprocessors = [
         "nbgrader.preprocessors.GetGrades",
         "nbgrader.preprocessors.ClearHiddenTests",
+        "autograder.feedback.ShortTracebacks",
         "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
     ]
     c.Exchange.assignment_dir = str(Path(root).resolve())

@@ -25,9 +25,18 @@ class CellResult:
         return self.status == "passed"
 
 
+KERNEL_EVENTS = ("CellTimeoutError", "KernelDied", "NotRun")  # errors written by autograder.execute
+
+
+def _errors(cell) -> list:
+    errs = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+    # the grader's own account of a timeout or a dead kernel says more than the KeyboardInterrupt under it
+    return sorted(errs, key=lambda o: o.get("ename") not in KERNEL_EVENTS)
+
+
 def _failure_text(cell) -> tuple[str, str]:
     """(first line of the failure, likely-mistake hint) from a graded cell's outputs."""
-    for out in cell.get("outputs", []):
+    for out in _errors(cell):
         if out.get("output_type") == "error":
             evalue = ANSI.sub("", out.get("evalue", "")).strip()
             lines = evalue.splitlines() or [""]
@@ -57,10 +66,19 @@ def read_results(gradebook_url: str, week: str, name: str, student: str, autogra
         if sub is not None:
             for g in sub.grades:
                 scores[g.name] = (g.score, g.max_score)
-    cells = {}
+    cells, before = {}, {}
     if autograded.exists():
         nb = nbformat.read(autograded, as_version=4)
-        cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
+        event = ""  # the latest timeout / dead kernel above the current cell
+        for i, c in enumerate(nb.cells):
+            gid = c.metadata.get("nbgrader", {}).get("grade_id")
+            cells[gid] = c
+            before[gid] = event
+            errs = [o for o in c.get("outputs", []) if o.get("output_type") == "error" and o.get("ename") in KERNEL_EVENTS
+                    and o.get("ename") != "NotRun"]
+            if errs:
+                what = "ran out of time" if errs[0]["ename"] == "CellTimeoutError" else "stopped the kernel"
+                event = f"{'cell ' + gid if gid else f'cell {i}'} {what}"
     results = []
     for gid, max_points in expected:
         if gid not in scores:
@@ -68,6 +86,8 @@ def read_results(gradebook_url: str, week: str, name: str, student: str, autogra
             continue
         score, max_score = scores[gid]
         msg, hint = _failure_text(cells[gid]) if gid in cells else ("", "")
+        if msg and before.get(gid) and not msg.startswith(KERNEL_EVENTS):
+            msg += f" (earlier, {before[gid]})"
         status = "passed" if score >= max_score else ("partial" if score > 0 else "failed")
         if status != "passed" and not msg:
             msg = "no points (the cell ran but did not pass)"

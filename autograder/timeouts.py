@@ -21,6 +21,21 @@ TIMEOUTS: dict[str, int] = {
     # week02/05_finetuning: FAST pretraining of the byte-level GPT (~8 s CPU) and three 150-step fine-tuning runs (~15 s CPU)
     "ft_pretrain": 180,
     "ft_runs": 240,
+    # week03/04_flash_attention: peak memory of naive vs tiled attention for T = 256..4096 (~10 s)
+    "memory_sweep": 120,
+    # week02/06_analysis: five FAST curve runs (~20 s CPU), the BPE run (~7 s CPU), eight sampling settings (~4 s CPU)
+    "curve_runs": 240,
+    "bpe_run": 180,
+    "sampling_figure": 180,
+    # week02/04_pretraining_10m: FAST runs of the English BPE model (~3 s CPU) and the Tang char model (~7 s CPU,
+    # a 9.6k-character output layer), each stopped at 4 checkpoints to sample; the hidden test of generate_wujue
+    # samples 300 constrained poems (~10 s CPU); report/curves score 8k validation tokens
+    "prepare_en": 120,
+    "train_en": 180,
+    "prepare_zh": 120,
+    "train_zh": 240,
+    "curves_zh": 120,
+    "test_generate_wujue": 180,
 }
 
 

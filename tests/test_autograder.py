@@ -13,7 +13,7 @@ from autograder.grade import grade
 from autograder.notebook import lint
 from autograder.release import release
 
-from toycourse import make_course, toy_notebook
+from toycourse import make_course, toy_notebook, with_cells
 
 
 @pytest.fixture
@@ -51,15 +51,20 @@ def test_hidden_tests_run_in_check(toy, tmp_path):
 
 
 def test_grade_folder_to_csv(toy, tmp_path):
+    """Sandboxed (the default): the kernel still imports torch and llmlab and reads ../shared/data."""
     subs = tmp_path / "submitted"
     for student, body in [("alice", "a + b"), ("bob", "a - b")]:
         (subs / student / "week01").mkdir(parents=True)
         nbformat.write(toy_notebook(add_body=body), subs / student / "week01" / "toy.ipynb")
+    uses_the_stack = ("import torch\nfrom llmlab.data import load_text\n"
+                      "assert len(load_text('tinyshakespeare')) > 100_000 and torch.ones(2).sum() == 2\n"
+                      "def add(a, b):\n    return a + b")
+    nbformat.write(with_cells(toy_notebook(), add_impl=uses_the_stack), subs / "alice" / "week01" / "toy.ipynb")
     (subs / "carol" / "week01").mkdir(parents=True)
     (subs / "carol" / "week01" / "toy.ipynb").write_text("{ not json")
     (subs / "dave" / "week01").mkdir(parents=True)  # handed in nothing
-    rows = grade(subs, tmp_path / "grades.csv", progress=False)
-    with open(tmp_path / "grades.csv") as f:
+    rows = grade(subs, tmp_path / "grading", progress=False)
+    with open(tmp_path / "grading" / "grades.csv") as f:
         assert list(csv.DictReader(f)) == [{k: str(v) for k, v in r.items()} for r in rows]
     total = {s: sum(float(r["points"] or 0) for r in rows if r["student"] == s) for s in "alice bob".split()}
     assert total == {"alice": 6.0, "bob": 4.0}
