@@ -8,7 +8,12 @@ One concept per module:
 - ``llmlab.plotting``  -- the figures the notebooks draw.
 - ``llmlab.attention`` -- Week 1 reference: attention, positional encoding, multi-head attention.
 - ``llmlab.model``     -- Week 1 reference: the GPT (GPT-2 parameter names).
-- ``llmlab.train``     -- Week 1 reference: the char-level training loop.
+- ``llmlab.chargpt``   -- Week 1 reference: char tokenizer, batches and the char-level training loop.
+- ``llmlab.hf_tokenizer`` / ``llmlab.bpe`` -- Week 2: byte-level BPE with ``tokenizers`` and from scratch.
+- ``llmlab.tokendata``, ``llmlab.optim``, ``llmlab.trainer`` (+ ``python -m llmlab.train_cli``)
+                       -- Week 2: memmap token data, AdamW/schedule/clipping, the resumable trainer.
+- ``llmlab.flash_attention``, ``llmlab.triton_attention`` -- Week 3: tiled attention, a Triton kernel.
+- ``llmlab.zoo``       -- Week 2: the course model zoo (pretrained GPTs in Hugging Face format, cached).
 
 Week N notebooks import the finished code of weeks < N from here instead of copying it.
 """
