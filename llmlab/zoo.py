@@ -1,0 +1,510 @@
+"""The course model zoo: small GPTs that later weeks fine-tune, align, serve and evaluate.
+
+::
+
+    from llmlab import zoo
+    path = zoo.pretrained("tang-poetry")          # a folder in Hugging Face format
+    hf = AutoModelForCausalLM.from_pretrained(path)   # a transformers GPT2LMHeadModel
+    tok = AutoTokenizer.from_pretrained(path)         # a PreTrainedTokenizerFast
+    model, tok = zoo.load("shakespeare-char")     # the same weights as a course llmlab.model.GPT
+
+A model that is not in the cache is **trained on the spot** by :mod:`llmlab.trainer`, with a fixed
+seed and a fixed configuration for the size tier (:func:`llmlab.config.tier`), then cached under
+``$LLMLAB_CACHE/zoo/<name>-<tier>/`` (default ``~/.cache/llmlab/zoo``):
+
+========  =====================================================  ===========================
+tier      what it is for                                          cost
+========  =====================================================  ===========================
+fast      tests and autograding (``LLMLAB_FAST=1``): a toy        seconds
+cpu       the default: a model worth fine-tuning and serving      ~10 CPU-minutes per model
+gpu       a CUDA/MPS machine: ~10M parameters, trained longer     minutes on a GPU
+========  =====================================================  ===========================
+
+The models (``MODELS``):
+
+- ``shakespeare-char``: Tiny Shakespeare, one token per character (the 65 characters of
+  :class:`llmlab.chargpt.CharTokenizer`, ids unchanged, plus 3 special tokens at the end).
+- ``shakespeare-bpe``: Tiny Shakespeare, GPT-2-style byte-level BPE (:mod:`llmlab.hf_tokenizer`).
+- ``tang-poetry``: 全唐诗, one token per **character**. Why not byte-level BPE: a Chinese character
+  already is a unit of meaning and sound, and 9.5k of them cover the corpus, so a BPE vocabulary of
+  4-8k spends most of its merges rebuilding characters from their 3 UTF-8 bytes (0.9-0.97 tokens
+  per character: no compression to speak of), splits the rarer characters into byte tokens that a
+  small model can recombine into invalid UTF-8, merges across character boundaries (``即是``,
+  ``一作``), which breaks "5 tokens = 5 characters" when generating a 五言 verse, and takes ~2
+  minutes to train on this corpus against well under a second for the character table. Poems are
+  separated by ``<|endoftext|>`` so that generation can stop at the end of a poem, and the editors'
+  variant notes in full-width parentheses (``（一作「華」）``, 6 % of the text) are removed.
+
+Each folder holds ``config.json`` + ``model.safetensors`` (GPT-2 architecture, written by
+:func:`llmlab.model.to_hf_gpt2`), ``tokenizer.json`` + ``tokenizer_config.json``,
+``generation_config.json``, the training log ``metrics.csv`` and ``zoo.json``: the configuration,
+the validation loss / perplexity / bits per character on the held-out text, the training time, and
+the largest logit difference between the course model and the reloaded Hugging Face model
+(checked to be below 1e-4 before the folder is published).
+
+Caching is safe under concurrency: a build holds a lock file (other processes wait for it instead of
+training the same model twice), writes into a temporary folder next to the final one, and publishes
+it with one atomic ``rename``; a folder under the final name is always complete.
+
+From the shell: ``python -m llmlab.zoo tang-poetry [--tier cpu] [--force]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .chargpt import CharTokenizer
+from .config import tier as current_tier
+from .data import cache_dir, load_text
+from .model import GPT, GPTConfig, from_hf_gpt2, to_hf_gpt2
+
+EOS, PAD, UNK = "<|endoftext|>", "<|pad|>", "<|unk|>"
+CHAR_SPECIALS = (EOS, PAD, UNK)  # appended after the characters: ids V, V+1, V+2
+TIERS = ("fast", "cpu", "gpu")
+SEED = 1337
+REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "zoo.json")
+LOGIT_TOLERANCE = 1e-4  # course GPT vs reloaded HF GPT-2; float32 round-off is ~1e-5 (see build)
+
+
+class ZooError(RuntimeError):
+    """An unknown model name or tier, or a cached folder that is incomplete."""
+
+
+# ---------------------------------------------------------------------------------------------
+# the catalogue
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    corpus: str  # a llmlab.data corpus name
+    tokenizer: str  # "char" or "bpe"
+    description: str
+    bpe_vocab: dict = field(default_factory=dict)  # tier -> BPE vocabulary size (bpe only)
+    tiers: dict = field(default_factory=dict)  # tier -> llmlab.trainer.TrainConfig overrides
+
+
+_COMMON = dict(optimizer="torch", weight_decay=0.1, beta1=0.9, beta2=0.99, grad_clip=1.0, log_interval=10)
+_FAST = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, dropout=0.0, batch_size=8, max_steps=30,
+             max_lr=3e-3, min_lr=3e-4, warmup_steps=5, eval_interval=15, eval_batches=2, device="cpu",
+             threads=1)  # tiny tensors: a second thread only adds synchronisation (and stalls on a busy machine)
+
+MODELS: dict[str, ModelSpec] = {
+    "shakespeare-char": ModelSpec(
+        "shakespeare-char", "tinyshakespeare", "char",
+        "Tiny Shakespeare, character-level (65 characters + 3 special tokens)",
+        tiers=dict(
+            fast=_FAST,
+            cpu=dict(n_layer=4, n_head=4, n_embd=128, block_size=128, dropout=0.0, batch_size=32, max_steps=2000,
+                     max_lr=2e-3, min_lr=2e-4, warmup_steps=100, eval_interval=250, eval_batches=20),
+            # nanoGPT's shakespeare_char configuration (10.7M parameters); val loss ~1.47 there
+            gpu=dict(n_layer=6, n_head=6, n_embd=384, block_size=256, dropout=0.2, batch_size=64, max_steps=5000,
+                     max_lr=1e-3, min_lr=1e-4, warmup_steps=100, eval_interval=250, eval_batches=50),
+        ),
+    ),
+    "shakespeare-bpe": ModelSpec(
+        "shakespeare-bpe", "tinyshakespeare", "bpe",
+        "Tiny Shakespeare, byte-level BPE (GPT-2 recipe, trained on the training split)",
+        bpe_vocab=dict(fast=512, cpu=2048, gpu=4096),
+        tiers=dict(
+            fast=_FAST,
+            cpu=dict(n_layer=4, n_head=4, n_embd=128, block_size=128, dropout=0.1, batch_size=32, max_steps=1000,
+                     max_lr=2e-3, min_lr=2e-4, warmup_steps=100, eval_interval=200, eval_batches=20),
+            gpu=dict(n_layer=6, n_head=6, n_embd=384, block_size=256, dropout=0.2, batch_size=32, max_steps=2500,
+                     max_lr=6e-4, min_lr=6e-5, warmup_steps=100, eval_interval=250, eval_batches=50),
+        ),
+    ),
+    "tang-poetry": ModelSpec(
+        "tang-poetry", "quantangshi", "char",
+        "全唐诗 (57,603 Tang poems), character-level, poems separated by <|endoftext|>",
+        tiers=dict(
+            fast=_FAST,
+            # the 9.6k-character output layer costs as much as the 4 blocks: fewer steps (0.4 epoch)
+            cpu=dict(n_layer=4, n_head=4, n_embd=128, block_size=128, dropout=0.0, batch_size=32, max_steps=400,
+                     max_lr=2e-3, min_lr=2e-4, warmup_steps=40, eval_interval=100, eval_batches=20),
+            gpu=dict(n_layer=6, n_head=6, n_embd=384, block_size=256, dropout=0.1, batch_size=64, max_steps=6000,
+                     max_lr=1e-3, min_lr=1e-4, warmup_steps=200, eval_interval=500, eval_batches=50),
+        ),
+    ),
+}
+
+
+def available() -> list[str]:
+    return sorted(MODELS)
+
+
+def _spec(name: str) -> ModelSpec:
+    if name not in MODELS:
+        import difflib
+
+        close = difflib.get_close_matches(name, MODELS, n=1)
+        raise ZooError(f"unknown zoo model {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                       + f"; known: {', '.join(available())}")
+    return MODELS[name]
+
+
+def _tier(tier: str | None) -> str:
+    t = current_tier() if tier is None else tier
+    if t not in TIERS:
+        raise ZooError(f"tier must be one of {TIERS}, got {t!r}")
+    return t
+
+
+def zoo_dir(cache: str | os.PathLike | None = None) -> Path:
+    """Where the zoo lives: ``<cache>/zoo`` (default ``$LLMLAB_CACHE`` or ``~/.cache/llmlab``)."""
+    return Path(cache) / "zoo" if cache is not None else cache_dir() / "zoo"
+
+
+# ---------------------------------------------------------------------------------------------
+# corpora and tokenizers
+
+
+_NOTE = re.compile(r"（[^（）]*）")  # editors' notes: （一作「華」）, （按：...）
+
+
+def clean_tang(text: str) -> str:
+    """全唐诗 without the editors' notes in full-width parentheses (variant readings, comments)."""
+    return _NOTE.sub("", text)
+
+
+def tang_poems(text: str) -> list[str]:
+    """The poems of a (cleaned) 全唐诗 text: ``title\\nauthor\\nverse lines``, blank-line separated."""
+    return [p.strip("\n") for p in re.split(r"\n\s*\n", text) if p.strip()]
+
+
+def char_hf_tokenizer(chars: list[str], model_max_length: int | None = None):
+    """A ``PreTrainedTokenizerFast`` whose ids are those of ``CharTokenizer(chars)``.
+
+    A ``tokenizers`` WordLevel model over the characters, a pre-tokenizer that cuts the text into
+    single characters (``[\\s\\S]``: newlines too), no normalizer, and a ``Fuse`` decoder that
+    concatenates the pieces. ``<|endoftext|>``, ``<|pad|>`` and ``<|unk|>`` follow the characters
+    (ids V, V+1, V+2); a character outside the vocabulary becomes ``<|unk|>``.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {c: i for i, c in enumerate(chars)}
+    for tok in CHAR_SPECIALS:
+        if tok in vocab:
+            raise ValueError(f"the special token {tok!r} is also a character of the vocabulary")
+        vocab[tok] = len(vocab)
+    tk = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
+    tk.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    tk.decoder = decoders.Fuse()
+    tk.add_special_tokens(list(CHAR_SPECIALS))
+    kw = {} if model_max_length is None else {"model_max_length": model_max_length}
+    return PreTrainedTokenizerFast(tokenizer_object=tk, eos_token=EOS, pad_token=PAD, unk_token=UNK,
+                                   clean_up_tokenization_spaces=False, padding_side="right", **kw)
+
+
+def char_tokenizer(path: str | os.PathLike) -> CharTokenizer:
+    """The course :class:`CharTokenizer` of a char-level zoo folder (same ids as its HF tokenizer)."""
+    meta = info(path)
+    if meta.get("tokenizer") != "char":
+        raise ZooError(f"{path} holds a {meta.get('tokenizer')!r} model, not a character-level one")
+    return CharTokenizer(meta["chars"])
+
+
+@dataclass
+class _Corpus:
+    train_ids: np.ndarray
+    val_ids: np.ndarray
+    val_text: str  # the held-out text (for bits per character / byte)
+    hf_tokenizer: object
+    chars: list[str] | None
+    eos_id: int
+
+
+def _prepare(spec: ModelSpec, tier: str, block_size: int) -> _Corpus:
+    text = load_text(spec.corpus)
+    if spec.corpus == "quantangshi":
+        poems = tang_poems(clean_tang(text))
+        # every 10th poem is held out: the whole corpus is represented, and no poem is split
+        train_p = [p for i, p in enumerate(poems) if i % 10 != 9]
+        val_p = [p for i, p in enumerate(poems) if i % 10 == 9]
+        chars = sorted(set("".join(poems)) | {"\n"})
+        ct = CharTokenizer(chars + ["\x00"])  # "\x00" (not in the corpus) stands for <|endoftext|>: id V
+
+        def encode(ps):
+            return ct.encode_tensor("".join(p + "\n\x00" for p in ps)).numpy()
+
+        hf = char_hf_tokenizer(chars, block_size)
+        return _Corpus(encode(train_p), encode(val_p), "".join(p + "\n" for p in val_p), hf, chars, len(chars))
+    # Tiny Shakespeare: the last 10 % of the characters are held out (nanoGPT's split)
+    n_train = int(0.9 * len(text))
+    train_text, val_text = text[:n_train], text[n_train:]
+    if spec.tokenizer == "char":
+        ct = CharTokenizer.from_text(text)
+        hf = char_hf_tokenizer(ct.chars, block_size)
+        return _Corpus(ct.encode_tensor(train_text).numpy(), ct.encode_tensor(val_text).numpy(), val_text, hf,
+                       ct.chars, ct.vocab_size)
+    from .hf_tokenizer import to_hf, train_bytelevel_bpe
+
+    tk = train_bytelevel_bpe([train_text], spec.bpe_vocab[tier])
+    hf = to_hf(tk, model_max_length=block_size)
+    enc = lambda s: np.asarray(tk.encode(s).ids, dtype=np.int64)
+    return _Corpus(enc(train_text), enc(val_text), val_text, hf, None, hf.eos_token_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# building one model
+
+
+@torch.no_grad()
+def _full_loss(model: GPT, ids: np.ndarray, max_tokens: int | None = None, batch_size: int = 64) -> tuple[float, int]:
+    """Mean loss over every token of ``ids`` cut into non-overlapping windows; (loss, tokens scored)."""
+    device = next(model.parameters()).device
+    data = torch.from_numpy(np.asarray(ids[: max_tokens + 1] if max_tokens else ids, dtype=np.int64)).to(device)
+    T = model.config.block_size
+    n = (len(data) - 1) // T
+    x, y = data[: n * T].view(n, T), data[1: n * T + 1].view(n, T)
+    model.eval()
+    total = 0.0
+    for i in range(0, n, batch_size):
+        logits, _ = model(x[i: i + batch_size])
+        total += torch.nn.functional.cross_entropy(logits.flatten(0, 1), y[i: i + batch_size].flatten(),
+                                                   reduction="sum").item()
+    return total / (n * T), n * T
+
+
+def build(name: str, tier: str, out_dir: str | os.PathLike, progress: bool = True, log=print) -> dict:
+    """Train zoo model ``name`` at ``tier`` and write the Hugging Face folder ``out_dir``; returns zoo.json.
+
+    Deterministic: the same name, tier, machine and thread count give the same weights.
+    """
+    spec, tier = _spec(name), _tier(tier)
+    threads = torch.get_num_threads()
+    try:
+        return _build(spec, tier, Path(out_dir), progress, log)
+    finally:
+        torch.set_num_threads(threads)  # a tier's `threads` setting does not leak into the caller
+
+
+def _build(spec: ModelSpec, tier: str, out: Path, progress: bool, log) -> dict:
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    from . import __version__
+    from .tokendata import write_tokens
+    from .trainer import TrainConfig, Trainer
+
+    name = spec.name
+    out.mkdir(parents=True, exist_ok=True)
+    overrides = {**_COMMON, **spec.tiers[tier]}
+    t0, c0 = time.perf_counter(), time.process_time()
+    corpus = _prepare(spec, tier, overrides["block_size"])
+    hf_tok = corpus.hf_tokenizer
+    vocab_size = len(hf_tok)  # characters/BPE tokens + special tokens
+
+    with tempfile.TemporaryDirectory(prefix=".work-", dir=out) as work:
+        work = Path(work)
+        write_tokens(work / "data" / "train.bin", corpus.train_ids, vocab_size)
+        write_tokens(work / "data" / "val.bin", corpus.val_ids, vocab_size)
+        cfg = TrainConfig.from_dict({**overrides, "data_dir": str(work / "data"), "out_dir": str(work / "run"),
+                                     "vocab_size": vocab_size, "seed": SEED, "progress": progress,
+                                     "sample_tokens": 0, "save_hf": False,
+                                     "ckpt_interval": overrides["max_steps"]})  # one checkpoint, at the end
+        t_train, c_train = time.perf_counter(), time.process_time()
+        trainer = Trainer(cfg, overwrite=True, log=log)
+        summary = trainer.run()
+        train_wall, train_cpu = time.perf_counter() - t_train, time.process_time() - c_train
+        model = trainer.model.eval()
+        shutil.copy(work / "run" / "metrics.csv", out / "metrics.csv")
+
+    # the held-out loss on every token (FAST: the first 20k), in nats per token, and per character / byte
+    val_loss, n_scored = _full_loss(model, corpus.val_ids, max_tokens=20_000 if tier == "fast" else None)
+    model = model.cpu()
+    frac = n_scored / len(corpus.val_ids)  # bits per char: nats of the scored tokens over their share of the text
+    n_chars = len(corpus.val_text) * frac
+    n_bytes = len(corpus.val_text.encode("utf-8")) * frac
+    nats = val_loss * n_scored
+
+    # Hugging Face: GPT-2 with our weights, our token ids in its config, and the tokenizer
+    with _quiet_transformers():
+        hf = to_hf_gpt2(model)
+        ids = dict(bos_token_id=hf_tok.eos_token_id, eos_token_id=hf_tok.eos_token_id,
+                   pad_token_id=hf_tok.pad_token_id)
+        hf.config.update(ids)
+        hf.generation_config = GenerationConfig(**ids)
+        hf.save_pretrained(out)
+        hf_tok.save_pretrained(out)
+        # reload exactly as a user would, and compare with the course model on held-out text
+        re_model = AutoModelForCausalLM.from_pretrained(out).eval()
+        re_tok = AutoTokenizer.from_pretrained(out)
+    probe_text = corpus.val_text[:5000]
+    probe_ids = re_tok(probe_text, add_special_tokens=False, verbose=False)["input_ids"]
+    if corpus.chars is not None and probe_ids != CharTokenizer(corpus.chars).encode(probe_text):
+        raise ZooError(f"{name}: the saved tokenizer's ids differ from CharTokenizer's")
+    if re_tok.decode(probe_ids) != probe_text:
+        raise ZooError(f"{name}: the saved tokenizer does not round-trip the validation text")
+    probe = probe_ids[: model.config.block_size]
+    x = torch.tensor([probe])
+    with torch.no_grad():
+        # float32: the two implementations order their sums differently (fused addmm in GPT-2's Conv1D,
+        # another attention kernel): ~1e-6 relative per layer, ~1e-5 on logits of size ~10; 1e-4 is 10x that
+        diff = (model(x)[0] - re_model(x).logits).abs().max().item()
+    if not diff <= LOGIT_TOLERANCE:
+        raise ZooError(f"{name}: reloaded HF logits differ from the course model by {diff:.2e} > {LOGIT_TOLERANCE}")
+
+    # a sample, so that zoo.json shows what the model writes
+    prompt = {"tang-poetry": "春曉\n孟浩然\n"}.get(name, "ROMEO:\n")
+    start = torch.tensor([re_tok(prompt, add_special_tokens=False, verbose=False)["input_ids"]])
+    gen = model.generate(start, 120, temperature=0.8, top_k=50, generator=torch.Generator().manual_seed(SEED))
+    sample = re_tok.decode(gen[0].tolist())
+
+    meta = {
+        "name": name, "tier": tier, "description": spec.description, "corpus": spec.corpus,
+        "tokenizer": spec.tokenizer, "vocab_size": vocab_size, "chars": corpus.chars,
+        "special_tokens": {"eos": hf_tok.eos_token, "pad": hf_tok.pad_token, "unk": hf_tok.unk_token},
+        "model_config": asdict(model.config), "n_params": model.num_params(non_embedding=False),
+        "train_config": {k: v for k, v in asdict(cfg).items() if k not in ("data_dir", "out_dir")},
+        "train_tokens": int(len(corpus.train_ids)), "val_tokens": int(len(corpus.val_ids)),
+        "tokens_seen": summary["tokens_seen"], "epochs": summary["tokens_seen"] / len(corpus.train_ids),
+        "val_loss": val_loss, "val_ppl": math.exp(val_loss), "val_tokens_scored": n_scored,
+        "val_bits_per_char": nats / math.log(2) / n_chars, "val_bits_per_byte": nats / math.log(2) / n_bytes,
+        "val_loss_estimate": summary["val_loss"], "train_loss_estimate": summary["train_eval_loss"],
+        "hf_max_abs_logit_diff": diff,
+        "train_wall_s": train_wall, "train_cpu_s": train_cpu,
+        "build_wall_s": time.perf_counter() - t0, "build_cpu_s": time.process_time() - c0,
+        "threads": torch.get_num_threads(), "device": str(trainer.device),
+        "seed": SEED, "sample": sample,
+        "versions": {"llmlab": __version__, "torch": torch.__version__,
+                     "transformers": __import__("transformers").__version__},
+    }
+    (out / "zoo.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+    return meta
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """No progress bars ("Loading weights") and no advice on stderr while saving and reloading."""
+    import transformers
+    from transformers.utils import logging as hf_logging
+
+    bars, level = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield transformers
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+# ---------------------------------------------------------------------------------------------
+# the cache
+
+
+@contextlib.contextmanager
+def _lock(path: Path):
+    """An exclusive lock on ``path`` (POSIX ``flock``; released if the process dies). No-op elsewhere."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the atomic rename alone keeps the cache consistent
+        yield
+        return
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _complete(path: Path) -> bool:
+    return path.is_dir() and all((path / f).is_file() for f in REQUIRED_FILES)
+
+
+def pretrained(name: str, tier: str | None = None, cache: str | os.PathLike | None = None, force: bool = False,
+               progress: bool = True, log=print) -> Path:
+    """The folder of zoo model ``name`` in Hugging Face format, trained and cached first if missing.
+
+    ``tier``: "fast", "cpu" or "gpu" (default: :func:`llmlab.config.tier`). ``cache``: the cache root
+    (default ``$LLMLAB_CACHE`` or ``~/.cache/llmlab``). ``force``: train again and replace the cached copy.
+    """
+    spec, tier = _spec(name), _tier(tier)
+    root = zoo_dir(cache)
+    final = root / f"{spec.name}-{tier}"
+    if _complete(final) and not force:
+        return final
+    root.mkdir(parents=True, exist_ok=True)
+    with _lock(root / f".{final.name}.lock"):
+        if _complete(final) and not force:  # another process built it while we waited
+            return final
+        if final.exists() and not force:
+            missing = [f for f in REQUIRED_FILES if not (final / f).is_file()]
+            raise ZooError(f"the cached model {final} is incomplete (missing {', '.join(missing)}). "
+                           f"Delete the folder, or call pretrained({name!r}, force=True) to train it again.")
+        for stale in root.glob(f".tmp-{final.name}-*"):  # left by a killed build (we hold the lock: none is live)
+            shutil.rmtree(stale, ignore_errors=True)
+        log(f"[zoo] training {name!r} ({tier} tier) into {final} ...")
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
+        try:
+            meta = build(name, tier, tmp, progress=progress, log=log)
+            if final.exists():  # force: move the old copy aside, publish, then delete it
+                old = Path(tempfile.mkdtemp(prefix=f".old-{final.name}-", dir=root))
+                os.replace(final, old / "model")
+                os.replace(tmp, final)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    log(f"[zoo] {name} ({tier}): val loss {meta['val_loss']:.4f} nats/token, perplexity {meta['val_ppl']:.2f}, "
+        f"{meta['val_bits_per_char']:.3f} bits/char | trained in {meta['train_wall_s']:.0f} s "
+        f"({meta['train_cpu_s']:.0f} CPU-s)")
+    return final
+
+
+def info(path: str | os.PathLike) -> dict:
+    """The ``zoo.json`` of a zoo folder (configuration, metrics, timings)."""
+    p = Path(path) / "zoo.json"
+    if not p.is_file():
+        raise ZooError(f"{path} is not a zoo model folder (no zoo.json)")
+    return json.loads(p.read_text(encoding="utf-8"))
+
+
+def load(name: str, tier: str | None = None, **kwargs):
+    """``(model, tokenizer)``: the zoo model as a course :class:`llmlab.model.GPT` (eval mode, CPU) and
+    its Hugging Face tokenizer. ``kwargs`` go to :func:`pretrained`."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = pretrained(name, tier, **kwargs)
+    with _quiet_transformers():
+        model = from_hf_gpt2(AutoModelForCausalLM.from_pretrained(path)).eval()
+        return model, AutoTokenizer.from_pretrained(path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m llmlab.zoo", description="Build (or find) a course zoo model.")
+    ap.add_argument("names", nargs="*", default=available(), help=f"models (default: all of {available()})")
+    ap.add_argument("--tier", choices=TIERS, default=None, help="default: the current tier (LLMLAB_FAST, GPU)")
+    ap.add_argument("--cache", default=None, help="cache root (default $LLMLAB_CACHE or ~/.cache/llmlab)")
+    ap.add_argument("--force", action="store_true", help="train again even if cached")
+    ap.add_argument("--no-progress", action="store_true")
+    a = ap.parse_args(argv)
+    for name in a.names:
+        path = pretrained(name, a.tier, cache=a.cache, force=a.force, progress=not a.no_progress)
+        m = info(path)
+        print(json.dumps({"path": str(path), **{k: m[k] for k in (
+            "val_loss", "val_ppl", "val_bits_per_char", "n_params", "tokens_seen", "train_wall_s", "train_cpu_s",
+            "hf_max_abs_logit_diff")}}, indent=1))
+        print(m["sample"])
+
+
+if __name__ == "__main__":
+    main()

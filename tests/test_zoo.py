@@ -1,0 +1,180 @@
+"""llmlab.zoo: FAST-tier checkpoints load with the Auto classes and agree with the course model."""
+
+import json
+import math
+import threading
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from llmlab import zoo
+from llmlab.chargpt import CharTokenizer
+from llmlab.data import load_text
+
+NAMES = zoo.available()
+# float32: the course GPT and HF's GPT-2 sum in different orders (GPT-2's Conv1D is a fused addmm, the
+# attention kernels differ): ~1e-6 relative per layer, ~1e-6..1e-5 absolute on these logits; 1e-4 is the
+# tolerance the zoo promises, ten times what round-off produces, far below any real mismatch (~1e-1)
+ATOL = 1e-4
+
+
+def quiet(*args, **kwargs):
+    pass
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("llmlab_cache")
+
+
+@pytest.fixture(scope="module")
+def paths(cache):
+    return {name: zoo.pretrained(name, tier="fast", cache=cache, progress=False, log=quiet) for name in NAMES}
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def test_catalogue():
+    assert {"shakespeare-char", "shakespeare-bpe", "tang-poetry"} <= set(NAMES)
+    with pytest.raises(zoo.ZooError, match="did you mean 'tang-poetry'"):
+        zoo.pretrained("tang-poem", tier="fast")
+    with pytest.raises(zoo.ZooError, match="tier must be one of"):
+        zoo.pretrained("tang-poetry", tier="tpu")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_auto_classes_load_and_logits_match(paths, cache, name):
+    path = paths[name]
+    assert path == zoo.zoo_dir(cache) / f"{name}-fast"
+    hf = AutoModelForCausalLM.from_pretrained(path).eval()
+    tok = AutoTokenizer.from_pretrained(path)
+    model, tok2 = zoo.load(name, tier="fast", cache=cache)
+    assert type(tok2) is type(tok) and len(tok) == hf.config.vocab_size == model.config.vocab_size
+    text = {"tang-poetry": "靜夜思\n李白\n床前明月光，疑是地上霜。\n舉頭望明月，低頭思故鄉。\n"}.get(
+        name, "ROMEO:\nBut, soft! what light through yonder window breaks?\n")
+    ids = torch.tensor([tok(text, add_special_tokens=False)["input_ids"][: model.config.block_size]])
+    rand = torch.randint(len(tok), (3, model.config.block_size))  # every id, the special tokens too
+    with torch.no_grad():
+        for x in (ids, rand):
+            torch.testing.assert_close(model(x)[0], hf(x).logits, atol=ATOL, rtol=0)
+    meta = zoo.info(path)
+    assert meta["hf_max_abs_logit_diff"] <= ATOL  # the trained model itself, before saving, vs the reloaded one
+    # special tokens are known to the config, so generate() stops and pads with our ids, not GPT-2's 50256
+    assert hf.config.eos_token_id == hf.generation_config.eos_token_id == tok.eos_token_id
+    assert hf.config.pad_token_id == tok.pad_token_id
+    out = hf.generate(ids[:, :8], max_new_tokens=5, do_sample=False)
+    assert out.shape == (1, 13) and int(out.max()) < len(tok)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_metrics_recorded(paths, name):
+    meta = zoo.info(paths[name])
+    assert meta["name"] == name and meta["tier"] == "fast"
+    assert meta["val_ppl"] == pytest.approx(math.exp(meta["val_loss"]))
+    assert meta["val_loss"] < math.log(meta["vocab_size"])  # even 30 steps beat a uniform guess
+    assert meta["val_bits_per_byte"] <= meta["val_bits_per_char"]  # >= 1 UTF-8 byte per character
+    stored = load_file(paths[name] / "model.safetensors")
+    assert "lm_head.weight" not in stored  # tied to wte: stored once
+    assert meta["n_params"] == sum(t.numel() for t in stored.values())
+    assert (paths[name] / "metrics.csv").read_text().startswith("step,")
+
+
+@pytest.mark.parametrize("name", ["shakespeare-char", "tang-poetry"])
+def test_char_tokenizer_ids_equal_course_chartokenizer(paths, name):
+    tok = AutoTokenizer.from_pretrained(paths[name])
+    if name == "shakespeare-char":
+        ref = CharTokenizer.from_text(load_text("tinyshakespeare"))  # the Week 1 tokenizer, built independently
+        text = load_text("tinyshakespeare")[-3000:]
+    else:
+        ref = CharTokenizer.from_text(zoo.clean_tang(load_text("quantangshi")))
+        text = "春曉\n孟浩然\n春眠不覺曉，處處聞啼鳥。\n夜來風雨聲，花落知多少。\n"
+    assert zoo.char_tokenizer(paths[name]).chars == ref.chars
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert ids == ref.encode(text)
+    assert tok.decode(ids) == text
+    V = ref.vocab_size
+    assert (tok.eos_token_id, tok.pad_token_id, tok.unk_token_id) == (V, V + 1, V + 2)  # after the characters
+    # specials are single tokens; a character outside the vocabulary becomes <|unk|>
+    assert tok(f"a{tok.eos_token}", add_special_tokens=False)["input_ids"][-1] == V
+    assert tok("🤗", add_special_tokens=False)["input_ids"] == [V + 2]
+
+
+def test_bpe_tokenizer_round_trip(paths):
+    tok = AutoTokenizer.from_pretrained(paths["shakespeare-bpe"])
+    for text in ("KING RICHARD III:\nNow is the winter of our discontent", "naïve café 🤗 世界\r\n\ttabs  "):
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        assert tok.decode(ids) == text  # byte-level: any string, unseen bytes included
+    assert tok.eos_token == zoo.EOS and tok.eos_token_id == 0
+
+
+def test_deterministic(paths, tmp_path):
+    """Two builds from scratch give bit-identical weights and the same tokenizer."""
+    again = zoo.pretrained("shakespeare-char", tier="fast", cache=tmp_path, progress=False, log=quiet)
+    a, b = load_file(paths["shakespeare-char"] / "model.safetensors"), load_file(again / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert (again / "tokenizer.json").read_text() == (paths["shakespeare-char"] / "tokenizer.json").read_text()
+
+
+def test_cached_call_does_not_retrain(paths, cache, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("the model was trained again although it is cached")
+
+    monkeypatch.setattr(zoo, "build", no_training)
+    before = (paths["tang-poetry"] / "model.safetensors").stat().st_mtime_ns
+    assert zoo.pretrained("tang-poetry", tier="fast", cache=cache) == paths["tang-poetry"]
+    assert (paths["tang-poetry"] / "model.safetensors").stat().st_mtime_ns == before
+    leftovers = [p.name for p in zoo.zoo_dir(cache).iterdir() if p.name.startswith((".tmp-", ".old-"))]
+    assert not leftovers
+
+
+def fake_build(calls, delay=0.3):
+    def build(name, tier, out_dir, **kwargs):
+        calls.append(name)
+        time.sleep(delay)  # long enough for the other caller to arrive while we build
+        for f in zoo.REQUIRED_FILES:
+            (out_dir / f).write_text(json.dumps({"name": name}))
+        return {"val_loss": 1.0, "val_ppl": math.e, "val_bits_per_char": 1.0, "train_wall_s": 0, "train_cpu_s": 0}
+    return build
+
+
+def test_concurrent_callers_train_once(tmp_path, monkeypatch):
+    calls, results = [], []
+    monkeypatch.setattr(zoo, "build", fake_build(calls))
+    threads = [threading.Thread(target=lambda: results.append(zoo.pretrained("shakespeare-char", tier="fast",
+                                                                             cache=tmp_path, log=quiet)))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == ["shakespeare-char"]  # the others waited on the lock, then found the folder
+    assert len(set(results)) == 1 and zoo._complete(results[0])
+    assert sorted(p.name for p in (tmp_path / "zoo").iterdir() if not p.name.endswith(".lock")) == ["shakespeare-char-fast"]
+
+
+def test_failed_build_leaves_nothing_and_incomplete_folder_is_reported(tmp_path, monkeypatch):
+    def crash(name, tier, out_dir, **kwargs):
+        (out_dir / "config.json").write_text("{}")
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(zoo, "build", crash)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        zoo.pretrained("tang-poetry", tier="fast", cache=tmp_path, log=quiet)
+    assert [p.name for p in (tmp_path / "zoo").iterdir() if not p.name.endswith(".lock")] == []  # no half folder
+    broken = tmp_path / "zoo" / "tang-poetry-fast"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
+    with pytest.raises(zoo.ZooError, match="incomplete .*missing model.safetensors.*force=True"):
+        zoo.pretrained("tang-poetry", tier="fast", cache=tmp_path, log=quiet)
+    calls = []
+    monkeypatch.setattr(zoo, "build", fake_build(calls, delay=0))
+    assert zoo.pretrained("tang-poetry", tier="fast", cache=tmp_path, force=True, log=quiet) == broken
+    assert calls == ["tang-poetry"] and zoo._complete(broken)
