@@ -14,6 +14,9 @@ One concept per module:
                        -- Week 2: memmap token data, AdamW/schedule/clipping, the resumable trainer.
 - ``llmlab.flash_attention``, ``llmlab.triton_attention`` -- Week 3: tiled attention, a Triton kernel.
 - ``llmlab.zoo``       -- Week 2: the course model zoo (pretrained GPTs in Hugging Face format, cached).
+- ``llmlab.memory``, ``llmlab.amp``, ``llmlab.checkpointing`` -- Week 3: where training memory goes,
+                       a dynamic loss scaler, sqrt(N) gradient checkpointing.
+- ``llmlab.distributed`` -- Week 3: run a function on N forked gloo ranks (no env leaks, clean errors).
 
 Week N notebooks import the finished code of weeks < N from here instead of copying it.
 """
