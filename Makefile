@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.llmlab-installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: help setup lab test test-fast release check autograde progress bench-week01 bench-grading clean
+.PHONY: help setup lab test test-fast release check autograde progress bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -46,11 +46,12 @@ autograde: $(STAMP)  ## grade a cohort, sandboxed and in parallel: make autograd
 progress: $(STAMP)  ## the learner's score per week, as bars: make progress [WEEKS=weeks]
 	$(PY) -m autograder progress $(or $(WEEKS),weeks)
 
-bench-grading: $(STAMP)  ## grading throughput, serial nbgrader vs the parallel grader (prints figures)
-	$(PY) benchmarks/bench_grading.py
+BENCHES := $(patsubst benchmarks/bench_%.py,%,$(wildcard benchmarks/bench_*.py))
+bench:  ## list the benchmarks; run one with make bench-NAME (each prints figures, asserts nothing)
+	@for b in $(BENCHES); do printf "  make bench-%-14s " $$b; sed -n 1p benchmarks/bench_$$b.py | sed 's/^"""//'; done
 
-bench-week01: $(STAMP)  ## time the Week 1 trainer to val loss 1.88 on Tiny Shakespeare (prints figures)
-	$(PY) benchmarks/bench_week01.py
+bench-%: $(STAMP)  ## e.g. make bench-week01 (time to val 1.88), bench-grading, bench-tokenizers, bench-train, bench-attention
+	$(PY) benchmarks/bench_$*.py $(ARGS)
 
 clean:  ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache runs out benchmarks/results
