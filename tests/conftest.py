@@ -5,7 +5,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LLMLAB_FAST", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
 NOTEBOOK_TIMES: dict[str, float] = {}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Unit tests use tiny tensors: one thread is fastest, and immune to other processes on the cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def pytest_terminal_summary(terminalreporter):

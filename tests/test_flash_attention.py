@@ -36,14 +36,6 @@ def qkv(B, H, T, S, D, seed=0, dtype=torch.float32):
     return q, k, v
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: one thread is fastest, and immune to a busy machine's scheduling
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def masked_scores(q, k, causal):
     s = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))

@@ -18,14 +18,6 @@ from llmlab.tokendata import TokenDataError, get_batch, prepare_dataset, read_to
 from llmlab.trainer import CheckpointError, ConfigError, TrainConfig, Trainer, atomic_torch_save, parse_override
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny tensors: one thread is faster and immune to other processes on the cores
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 # ---------------------------------------------------------------------------------------------
 # token files and batches

@@ -18,13 +18,6 @@ from llmlab.memory import (PeakMemory, activation_bytes, activation_bytes_per_la
 from llmlab.model import GPT, Block, GPTConfig
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def tiny(n_layer=4, dropout=0.0, **kw):
     torch.manual_seed(0)
