@@ -3,30 +3,21 @@
 The button POSTs the notebook path to ``/assignments/validate``; the server extension validates it
 with the configuration in ``nbgrader_config.py`` (read from the server's working directory, the
 repository root). Here a real server is started on 127.0.0.1 and the same request is sent.
-(A full browser test that clicks the button is issue-4 work.)
+(tests/test_lab_browser.py clicks the same button in a real browser.)
 """
 
 import json
 import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from autograder.course import REPO, RELEASE, SOLUTIONS
+from autograder.course import RELEASE, SOLUTIONS
+from labserver import running_lab
 
 NOTEBOOK = Path("week01/01_attention.ipynb")
 pytestmark = pytest.mark.notebooks
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -38,25 +29,8 @@ def lab(tmp_path):
     (root / "solved").mkdir()
     shutil.copy(RELEASE / NOTEBOOK, root / "untouched" / NOTEBOOK.name)
     shutil.copy(SOLUTIONS / NOTEBOOK, root / "solved" / NOTEBOOK.name)
-    port, token = _free_port(), "llmlab-test"
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-         f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}", "--ServerApp.open_browser=False", "--allow-root"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("jupyter lab did not start")
-    yield base, token
-    proc.terminate()
-    proc.wait(timeout=30)
+    with running_lab(root, tmp_path / "lab.log") as server:
+        yield server
 
 
 def _validate(base, token, path):

@@ -9,16 +9,12 @@ the names of the cells to fill in. The screenshot goes to ``tmp/artifacts/lab_va
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from autograder.course import REPO, RELEASE, SOLUTIONS, TempCourse
+from labserver import running_lab
 
 NOTEBOOK = Path("week01/01_attention.ipynb")
 CHROMIUM = os.environ.get("LLMLAB_CHROMIUM", "/usr/bin/chromium")
@@ -28,12 +24,6 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-dev-shm-usage"]
 ARTIFACTS = REPO / "tmp" / "artifacts"
 pytestmark = pytest.mark.notebooks
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _release_copy(dest: Path) -> Path:
@@ -67,33 +57,9 @@ def lab(tmp_path):
         f = settings / "@jupyterlab" / ext / f"{name}.jupyterlab-settings"
         f.parent.mkdir(parents=True, exist_ok=True)
         f.write_text(json.dumps(value))
-    port, token = _free_port(), "llmlab-browser-test"
-    log = open(tmp_path / "lab.log", "w")
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-         f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}", "--ServerApp.open_browser=False",
-         "--allow-root", f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={tmp_path / 'ws'}"],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "LLMLAB_FAST": "1"},
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(240):
-        if proc.poll() is not None:
-            break
-        try:
-            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("jupyter lab did not start:\n" + (tmp_path / "lab.log").read_text()[-3000:])
-    yield base, token
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with running_lab(root, tmp_path / "lab.log", f"--LabApp.user_settings_dir={settings}",
+                     f"--LabApp.workspaces_dir={tmp_path / 'ws'}", env={"LLMLAB_FAST": "1"}, start_timeout=120) as server:
+        yield server
 
 
 def test_validate_button_in_chromium(lab):
