@@ -36,6 +36,16 @@ TIMEOUTS: dict[str, int] = {
     "train_zh": 240,
     "curves_zh": 120,
     "test_generate_wujue": 180,
+    # week03/05_zero_deepspeed: forked gloo ranks (3 runs, ~4 s each idle); one DeepSpeed launch training 5 ZeRO
+    # configurations (~35 s on 2 busy cores, + ~70-110 s once if DeepSpeed's shared-memory op is not yet compiled)
+    "test_zero_adamw": 120,
+    "zero_memory_measured": 120,
+    "ds_stages": 400,
+    # week03/07_profiling_100m: the DeepSpeed launcher and 2 CPU ranks (~35 s FAST on 2 busy cores, plus ~70 s the
+    # first time to compile DeepSpeed's shared-memory op); the profiled steps (~5 s); the hidden profile in test_top_ops
+    "ds_run": 600,
+    "profile_step": 120,
+    "test_top_ops": 120,
 }
 
 
