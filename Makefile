@@ -4,6 +4,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.llmlab-installed
 export HF_HUB_OFFLINE ?= 1
+# the venv's tools first (ninja above all: DeepSpeed's op is compiled with whichever ninja comes first, and two
+# different ninjas each think the other's build is stale, so the op would be rebuilt every time)
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 export TOKENIZERS_PARALLELISM ?= false
 
 .PHONY: help setup lab test test-fast release check autograde progress bench clean

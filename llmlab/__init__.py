@@ -17,6 +17,11 @@ One concept per module:
 - ``llmlab.memory``, ``llmlab.amp``, ``llmlab.checkpointing`` -- Week 3: where training memory goes,
                        a dynamic loss scaler, sqrt(N) gradient checkpointing.
 - ``llmlab.distributed`` -- Week 3: run a function on N forked gloo ranks (no env leaks, clean errors).
+- ``llmlab.zero``, ``llmlab.tensor_parallel`` -- Week 3: ZeRO-1 sharded AdamW and its memory formulas;
+                       Megatron-style column/row-parallel layers with the f/g operators.
+- ``llmlab.ds_train`` (+ ``llmlab.zero_ds_demo``) -- Week 3: the DeepSpeed training script (any ZeRO stage,
+                       offload, bf16; ``launch()`` from Python); configs in ``llmlab/configs/deepspeed``.
+- ``llmlab.profiling`` -- Week 3: FLOPs per token, MFU, torch.profiler operator tables.
 
 Week N notebooks import the finished code of weeks < N from here instead of copying it.
 """
