@@ -16,7 +16,7 @@ seed and a fixed configuration for the size tier (:func:`llmlab.config.tier`), t
 tier      what it is for                                          cost
 ========  =====================================================  ===========================
 fast      tests and autograding (``LLMLAB_FAST=1``): a toy        seconds
-cpu       the default: a model worth fine-tuning and serving      ~10 CPU-minutes per model
+cpu       the default: a model worth fine-tuning and serving      10-20 minutes per model (2 cores)
 gpu       a CUDA/MPS machine: ~10M parameters, trained longer     minutes on a GPU
 ========  =====================================================  ===========================
 
@@ -132,9 +132,9 @@ MODELS: dict[str, ModelSpec] = {
         "全唐诗 (57,603 Tang poems), character-level, poems separated by <|endoftext|>",
         tiers=dict(
             fast=_FAST,
-            # the 9.6k-character output layer costs as much as the 4 blocks: fewer steps (0.4 epoch)
-            cpu=dict(n_layer=4, n_head=4, n_embd=128, block_size=128, dropout=0.0, batch_size=32, max_steps=400,
-                     max_lr=2e-3, min_lr=2e-4, warmup_steps=40, eval_interval=100, eval_batches=20),
+            # the 9.6k-character output layer costs as much as the 4 blocks: ~0.4 s a step on 2 cores
+            cpu=dict(n_layer=4, n_head=4, n_embd=128, block_size=128, dropout=0.0, batch_size=32, max_steps=1200,
+                     max_lr=3e-3, min_lr=3e-4, warmup_steps=60, eval_interval=200, eval_batches=20),
             gpu=dict(n_layer=6, n_head=6, n_embd=384, block_size=256, dropout=0.1, batch_size=64, max_steps=6000,
                      max_lr=1e-3, min_lr=1e-4, warmup_steps=200, eval_interval=500, eval_batches=50),
         ),
