@@ -48,7 +48,16 @@ DIST_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR
 
 
 class RankError(RuntimeError):
-    """One or more ranks raised (message: each rank's traceback) or did not finish in time."""
+    """One or more ranks raised or did not finish in time.
+
+    The message's first line names the first failing rank and its exception (``rank 1 raised
+    ValueError: boom``), then every failing rank's traceback follows. ``exc_type`` is that first
+    exception's class name (``None`` for a timeout), so a test can tell e.g. an unfilled answer cell
+    (``NotImplementedError``) from a wrong one."""
+
+    def __init__(self, headline: str, details: list[str], exc_type: str | None = None):
+        super().__init__("\n".join([headline, *details]))
+        self.headline, self.exc_type = headline, exc_type
 
 
 def free_port() -> int:
@@ -79,22 +88,22 @@ def _child(fn, rank, world_size, port, threads, args, kwargs, out_path, result_p
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)
     sys.stdout = sys.stderr = log
-    status, payload = "ok", None
+    status, payload, failed_at = "ok", None, None
     try:
         torch.set_num_threads(threads)
         dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
                                 world_size=world_size, timeout=timedelta(seconds=60))
         payload = fn(rank, world_size, *args, **kwargs)
     except BaseException:  # noqa: BLE001 - report everything, including KeyboardInterrupt
-        status, payload = "error", traceback.format_exc()
+        status, payload, failed_at = "error", traceback.format_exc(), time.time()  # before the group closes
     finally:
         with contextlib.suppress(Exception):
             if dist.is_initialized():
                 dist.destroy_process_group()
     try:
-        blob = pickle.dumps((status, payload))
+        blob = pickle.dumps((status, payload, failed_at))
     except Exception:  # noqa: BLE001 - an unpicklable return value is the caller's error
-        blob = pickle.dumps(("error", "the return value could not be pickled:\n" + traceback.format_exc()))
+        blob = pickle.dumps(("error", "the return value could not be pickled:\n" + traceback.format_exc(), time.time()))
     with open(result_path + ".part", "wb") as f:
         f.write(blob)
     os.replace(result_path + ".part", result_path)  # the parent never reads a half-written file
@@ -135,7 +144,7 @@ def run_on_ranks(fn, world_size: int = 2, *args, timeout: float = 120.0, threads
                     p.terminate()
             for p in procs:
                 p.join(5)
-        results, errors = [], []
+        results, errors, first = [], [], None
         for r in range(world_size):
             text = open(outs[r]).read() if os.path.exists(outs[r]) else ""
             if echo and text.strip():
@@ -146,14 +155,23 @@ def run_on_ranks(fn, world_size: int = 2, *args, timeout: float = 120.0, threads
                               "in a collective that another rank never called, or an earlier rank failed")
                 results.append(None)
                 continue
-            status, payload = _load(res[r])
+            status, payload, failed_at = _load(res[r])
             if status == "error":
                 errors.append(f"rank {r} raised:\n{payload}")
                 results.append(None)
+                # the headline: the rank that failed *first* (the others often fail because of it, e.g.
+                # "Connection closed by peer"), named by the last line of its traceback
+                if first is None or failed_at < first[0]:
+                    last = [ln for ln in payload.splitlines() if ln.strip()][-1]
+                    exc_type = last.split(":", 1)[0].rsplit(".", 1)[-1]
+                    if exc_type == "NotImplementedError":
+                        last += " (an answer cell that runs on the ranks is not filled in yet)"
+                    first = (failed_at, f"rank {r} raised {last}", exc_type)
             else:
                 results.append(payload)
         if errors:
-            raise RankError("\n".join(errors))
+            _, headline, exc_type = first or (None, errors[0].splitlines()[0], None)
+            raise RankError(headline, errors, exc_type)
         return results
 
 

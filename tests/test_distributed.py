@@ -31,8 +31,10 @@ def _fail_on_rank_1(rank, world_size):
 
 
 def test_a_failing_rank_raises_quickly_with_its_traceback():
-    with pytest.raises(RankError, match="boom on rank 1"):
+    with pytest.raises(RankError, match="boom on rank 1") as info:
         run_on_ranks(_fail_on_rank_1, 2, timeout=60)
+    assert str(info.value).splitlines()[0] == "rank 1 raised ValueError: boom on rank 1"  # the headline first
+    assert info.value.exc_type == "ValueError"
 
 
 def test_no_distributed_variables_leak(monkeypatch):
