@@ -14,7 +14,16 @@ import torch.nn.functional as F
 
 
 def causal_mask(T: int, S: int | None = None, device=None) -> torch.Tensor:
-    """Boolean (T, S) mask, True where query t may attend to key s (s <= t + S - T)."""
+    """Boolean (T, S) mask, True where query t may attend to key s: s <= t + S - T.
+
+    The course's one causal rule, aligned at the bottom-right corner: the T queries are the LAST T of the
+    S positions, so query t sits at position t + S - T. For T == S it is the lower triangle; for T < S (new
+    queries after a KV cache, Week 6) each query also sees every earlier key; for T > S the first T - S
+    queries see no key (masked_softmax gives them zeros). FlashAttention-2 (>= 2.1) and
+    ``torch.nn.attention.bias.causal_lower_right`` use this rule, and so does every ``causal=True`` in llmlab
+    (``flash_attention``, ``triton_attention``). ``F.scaled_dot_product_attention(is_causal=True)`` aligns
+    top-left (query t sees s <= t): the same only when T == S.
+    """
     S = T if S is None else S
     return torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=S - T)
 

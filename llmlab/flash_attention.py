@@ -5,8 +5,9 @@ Attention ``softmax(q k^T / sqrt(D)) v`` computed one (query block, key block) t
 ``solutions/week03/04_flash_attention`` in library form.
 
 Shapes: q (..., T, D), k (..., S, D), v (..., S, Dv), any leading axes (batch, heads).
-``causal=True`` means what it means in ``F.scaled_dot_product_attention(is_causal=True)``: query i sees
-keys j <= i (the mask is aligned at the top-left corner when T != S).
+``causal=True`` is the course's rule, ``llmlab.attention.causal_mask``: query i sits at position i + S - T and
+sees keys j <= i + S - T (bottom-right alignment; for T == S the same as SDPA's ``is_causal=True``). With T > S
+the first T - S queries see no key: their output is zero and their L is -inf.
 
 The forward pass (Dao et al. 2022, FlashAttention-2 loop order) keeps, per query row,
   m   the running max of the scores seen so far,
@@ -23,16 +24,15 @@ import math
 
 import torch
 
+from .attention import causal_mask
 from .memory import PeakMemory
 
 
 def naive_attention(q, k, v, causal: bool = False):
-    """The textbook formula, materialising the (..., T, S) scores and probabilities."""
+    """The textbook formula, materialising the (..., T, S) scores and probabilities (causal: T <= S)."""
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (..., T, S)
     if causal:
-        T, S = scores.shape[-2:]
-        keep = torch.ones(T, S, dtype=torch.bool, device=q.device).tril()  # top-left aligned, like SDPA
-        scores = scores.masked_fill(~keep, float("-inf"))
+        scores = scores.masked_fill(~causal_mask(*scores.shape[-2:], device=q.device), float("-inf"))
     return torch.softmax(scores, dim=-1) @ v  # (..., T, Dv)
 
 
@@ -57,11 +57,11 @@ def _acc_dtype(x):
     return torch.promote_types(x.dtype, torch.float32)
 
 
-def _causal_tile_mask(q0, q1, k0, k1, device):
-    """(q1 - q0, k1 - k0) bool, True where query i may see key j (j <= i)."""
+def _causal_tile_mask(q0, q1, k0, k1, offset, device):
+    """(q1 - q0, k1 - k0) bool, True where query i may see key j: j <= i + offset, offset = S - T (causal_mask's rule)."""
     rows = torch.arange(q0, q1, device=device)[:, None]
     cols = torch.arange(k0, k1, device=device)[None, :]
-    return cols <= rows
+    return cols <= rows + offset
 
 
 def flash_attention_forward(q, k, v, causal: bool = False, block_q: int = 64, block_k: int = 64):
@@ -72,21 +72,22 @@ def flash_attention_forward(q, k, v, causal: bool = False, block_q: int = 64, bl
     acc_t = _acc_dtype(q)  # float32 for float16/bfloat16/float32 inputs, float64 for float64
     o = q.new_empty(*q.shape[:-1], Dv)
     lse = torch.empty(q.shape[:-1], dtype=acc_t, device=q.device)
+    off = S - T  # causal: query i sits at position i + off
     for q0 in range(0, T, block_q):
         q1 = min(q0 + block_q, T)
         qi = q[..., q0:q1, :].to(acc_t)  # (..., bq, D)
         m = torch.full(qi.shape[:-1], float("-inf"), dtype=acc_t, device=q.device)  # (..., bq)
         l = torch.zeros(qi.shape[:-1], dtype=acc_t, device=q.device)
         acc = torch.zeros(*qi.shape[:-1], Dv, dtype=acc_t, device=q.device)
-        # causal: key blocks that start after this block's last query are entirely masked -> never visited
-        k_end = min(S, q1) if causal else S
+        # causal: key blocks that start after this block's last query position are entirely masked -> never visited
+        k_end = min(S, q1 + off) if causal else S
         for k0 in range(0, k_end, block_k):
             k1 = min(k0 + block_k, S)
             s = qi @ k[..., k0:k1, :].to(acc_t).transpose(-2, -1) * scale  # (..., bq, bk)
-            if causal and k1 - 1 > q0:  # only tiles that cross the diagonal need a mask
-                s = s.masked_fill(~_causal_tile_mask(q0, q1, k0, k1, q.device), float("-inf"))
+            if causal and k1 - 1 > q0 + off:  # only tiles that cross the diagonal need a mask
+                s = s.masked_fill(~_causal_tile_mask(q0, q1, k0, k1, off, q.device), float("-inf"))
             m, l, acc = online_softmax_update(m, l, acc, s, v[..., k0:k1, :].to(acc_t))
-        o[..., q0:q1, :] = (acc / l[..., None]).to(o.dtype)
+        o[..., q0:q1, :] = (acc / torch.where(l > 0, l, 1.0)[..., None]).to(o.dtype)  # l = 0: no key (T > S), o = 0
         lse[..., q0:q1] = m + torch.log(l)
     return o, lse
 
@@ -103,6 +104,8 @@ def flash_attention_backward(q, k, v, o, lse, do, causal: bool = False, block_q:
     acc_t = _acc_dtype(q)
     qf, kf, vf, dof = q.to(acc_t), k.to(acc_t), v.to(acc_t), do.to(acc_t)
     Drow = (dof * o.to(acc_t)).sum(dim=-1)  # (..., T) = rowsum(P * dP), computed without P
+    lse = lse.masked_fill(torch.isneginf(lse), 0.0)  # rows with no key (causal, T > S): P = exp(-inf - 0) = 0
+    off = S - T  # causal: query i sits at position i + off
     dq = torch.zeros_like(qf)
     dk = torch.zeros_like(kf)
     dv = torch.zeros_like(vf)
@@ -110,13 +113,14 @@ def flash_attention_backward(q, k, v, o, lse, do, causal: bool = False, block_q:
         k1 = min(k0 + block_k, S)
         kj, vj = kf[..., k0:k1, :], vf[..., k0:k1, :]
         dkj, dvj = torch.zeros_like(kj), torch.zeros_like(vj)
-        q_start = (k0 // block_q) * block_q if causal else 0  # query blocks that end before key k0 see none of it
+        # causal: query i sees key k0 iff i >= k0 - off; earlier query blocks see none of this key block
+        q_start = max(0, (k0 - off) // block_q * block_q) if causal else 0
         for q0 in range(q_start, T, block_q):
             q1 = min(q0 + block_q, T)
             qi, doi = qf[..., q0:q1, :], dof[..., q0:q1, :]
             s = qi @ kj.transpose(-2, -1) * scale  # (..., bq, bk)
-            if causal and k1 - 1 > q0:
-                s = s.masked_fill(~_causal_tile_mask(q0, q1, k0, k1, q.device), float("-inf"))
+            if causal and k1 - 1 > q0 + off:
+                s = s.masked_fill(~_causal_tile_mask(q0, q1, k0, k1, off, q.device), float("-inf"))
             p = torch.exp(s - lse[..., q0:q1, None])  # (..., bq, bk) the probabilities, recomputed
             dvj += p.transpose(-2, -1) @ doi
             dp = doi @ vj.transpose(-2, -1)
@@ -146,7 +150,7 @@ class FlashAttentionFunction(torch.autograd.Function):
 
 
 def flash_attention(q, k, v, causal: bool = False, block_q: int = 64, block_k: int = 64):
-    """Drop-in for ``F.scaled_dot_product_attention(q, k, v, is_causal=causal)`` with O(T) memory."""
+    """``F.scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(T, S) if causal else None)`` with O(T) memory."""
     return FlashAttentionFunction.apply(q, k, v, causal, block_q, block_k)
 
 

@@ -75,8 +75,9 @@ if triton is not None:
         m = tl.full((BLOCK_M,), float("-inf"), tl.float32)  # running max
         l = tl.zeros((BLOCK_M,), tl.float32)  # running denominator
         acc = tl.zeros((BLOCK_M, BLOCK_D), tl.float32)  # running unnormalised output
-        # causal: keys after this block's last query are never needed
-        hi = tl.minimum(S, (pid_m + 1) * BLOCK_M) if CAUSAL else S
+        # causal (llmlab.attention.causal_mask's rule): query i sits at position i + S - T; keys after the
+        # position of this block's last query are never needed
+        hi = tl.minimum(S, (pid_m + 1) * BLOCK_M + S - T) if CAUSAL else S
         for start in range(0, hi, BLOCK_N):
             keys = start + cols  # (BLOCK_N,)
             kv_mask = (keys[:, None] < S) & (dims[None, :] < D)
@@ -85,15 +86,16 @@ if triton is not None:
             s = tl.dot(q, tl.trans(k)) * scale  # (BLOCK_M, BLOCK_N)
             valid = keys[None, :] < S
             if CAUSAL:
-                valid = valid & (keys[None, :] <= rows[:, None])
+                valid = valid & (keys[None, :] <= rows[:, None] + S - T)
             s = tl.where(valid, s, float("-inf"))
             m_new = tl.maximum(m, tl.max(s, axis=1))
-            alpha = tl.exp(m - m_new)  # rescales the old state
-            p = tl.exp(s - m_new[:, None])
+            m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # a row with no key yet (causal, T > S)
+            alpha = tl.exp(m - m_safe)  # rescales the old state
+            p = tl.exp(s - m_safe[:, None])
             l = alpha * l + tl.sum(p, axis=1)
             acc = alpha[:, None] * acc + tl.dot(p.to(v.dtype), v)
             m = m_new
-        o = acc / l[:, None]
+        o = acc / tl.where(l > 0, l, 1.0)[:, None]  # l = 0: the row sees no key (T > S), o = 0
         o_ptrs = O + pid_bh * T * D + rows[:, None] * D + dims[None, :]
         tl.store(o_ptrs, o.to(O.dtype.element_ty), mask=(rows[:, None] < T) & (dims[None, :] < D))
         tl.store(L + pid_bh * T + rows, m + tl.log(l), mask=rows < T)
@@ -106,7 +108,7 @@ def attention_forward(q, k, v, causal: bool = False, block_m: int = 16, block_n:
                       return_lse: bool = False):
     """Launch ``kernel`` (default: ``flash_attention_fwd_kernel``) on q (..., T, D), k, v (..., S, D).
 
-    Same semantics as ``F.scaled_dot_product_attention(q, k, v, is_causal=causal)`` (top-left causal mask).
+    Same semantics as ``llmlab.flash_attention.flash_attention`` (causal: ``llmlab.attention.causal_mask``, bottom-right).
     Block sizes must be powers of two and at least 16 (``tl.dot``'s smallest tile).
     """
     kernel = kernel or flash_attention_fwd_kernel

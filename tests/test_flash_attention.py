@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from llmlab.attention import causal_mask
 from llmlab.flash_attention import (
     flash_attention,
     flash_attention_forward,
@@ -25,7 +26,16 @@ CASES = [
     (1, 2, 29, 45, 8, False, 16, 16),
     (1, 1, 64, 64, 32, True, 64, 64),  # a single tile
     (3, 1, 20, 20, 4, True, 5, 7),
+    (1, 2, 29, 45, 8, True, 16, 8),  # causal, T < S: bottom-right (new queries after a KV cache)
+    (2, 1, 1, 37, 8, True, 16, 16),  # one query after 36 cached keys: it sees all of them
+    (1, 2, 40, 24, 8, True, 16, 8),  # causal, T > S: the first 16 queries see no key (output 0)
 ]
+
+
+def reference(q, k, v, causal):
+    """torch's SDPA with the course's causal mask (bottom-right; SDPA returns zeros for a row with no key)."""
+    mask = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool).tril(k.shape[-2] - q.shape[-2]) if causal else None
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 
 def qkv(B, H, T, S, D, seed=0, dtype=torch.float32):
@@ -40,8 +50,18 @@ def qkv(B, H, T, S, D, seed=0, dtype=torch.float32):
 def masked_scores(q, k, causal):
     s = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
     if causal:
-        s = s.masked_fill(~torch.ones(s.shape[-2:], dtype=torch.bool).tril(), float("-inf"))
+        T, S = s.shape[-2:]
+        s = s.masked_fill(~torch.ones(T, S, dtype=torch.bool).tril(S - T), float("-inf"))
     return s
+
+
+def test_causal_mask_is_bottom_right():
+    # the rule, against torch's own lower-right causal bias, for T < S, T == S (and T > S by the formula)
+    from torch.nn.attention.bias import causal_lower_right
+    for T, S in [(3, 7), (1, 5), (6, 6)]:
+        assert torch.equal(causal_mask(T, S), causal_lower_right(T, S)._materialize())
+    assert torch.equal(causal_mask(4, 2), torch.tensor([[s <= t - 2 for s in range(2)] for t in range(4)]))
+    assert torch.equal(causal_mask(5), torch.ones(5, 5, dtype=torch.bool).tril())  # T == S: SDPA's is_causal
 
 
 def test_online_softmax_matches_softmax():
@@ -59,7 +79,7 @@ def test_online_softmax_matches_softmax():
 def test_forward_and_backward_match_sdpa(B, H, T, S, D, causal, bq, bk):
     q, k, v = (x.requires_grad_() for x in qkv(B, H, T, S, D))
     out = flash_attention(q, k, v, causal, bq, bk)
-    ref = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    ref = reference(q, k, v, causal)
     do = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
     grads = torch.autograd.grad(out, (q, k, v), do)
     ref_grads = torch.autograd.grad(ref, (q, k, v), do)
@@ -70,17 +90,18 @@ def test_forward_and_backward_match_sdpa(B, H, T, S, D, causal, bq, bk):
 
 
 def test_logsumexp_and_naive():
-    q, k, v = qkv(2, 2, 33, 33, 8, seed=2)
-    for causal in (False, True):
-        o, lse = flash_attention_forward(q, k, v, causal, 16, 8)
-        torch.testing.assert_close(lse, torch.logsumexp(masked_scores(q, k, causal), -1), atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(naive_attention(q, k, v, causal),
-                                   F.scaled_dot_product_attention(q, k, v, is_causal=causal), atol=1e-5, rtol=1e-5)
+    for T, S in [(33, 33), (21, 40)]:
+        q, k, v = qkv(2, 2, T, S, 8, seed=2)
+        for causal in (False, True):
+            o, lse = flash_attention_forward(q, k, v, causal, 16, 8)
+            torch.testing.assert_close(lse, torch.logsumexp(masked_scores(q, k, causal), -1), atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(naive_attention(q, k, v, causal), reference(q, k, v, causal), atol=1e-5, rtol=1e-5)
 
 
 def test_float64_gradcheck():
-    q, k, v = (x.requires_grad_() for x in qkv(1, 2, 11, 11, 4, seed=3, dtype=torch.float64))
-    assert torch.autograd.gradcheck(lambda q, k, v: flash_attention(q, k, v, True, 4, 8), (q, k, v))
+    for T, S in [(11, 11), (6, 13)]:
+        q, k, v = (x.requires_grad_() for x in qkv(1, 2, T, S, 4, seed=3, dtype=torch.float64))
+        assert torch.autograd.gradcheck(lambda q, k, v: flash_attention(q, k, v, True, 4, 8), (q, k, v))
 
 
 def test_memory_is_linear_in_T():
@@ -106,13 +127,15 @@ if ta.why_unavailable(dev):
     print("SKIP", ta.why_unavailable(dev)); sys.exit(0)
 atol = 1e-5 if dev == "cpu" else 1e-2  # a GPU multiplies float32 in tf32 (10-bit mantissa)
 g = torch.Generator().manual_seed(4)
-for T, S, D, causal in [(24, 24, 8, True), (20, 36, 16, False)]:  # tiny: the interpreter is slow
+# tiny: the interpreter is slow. Causal: bottom-right (llmlab.attention.causal_mask), T == S, T < S, and T > S
+for T, S, D, causal in [(24, 24, 8, True), (20, 36, 16, False), (20, 36, 16, True), (36, 20, 16, True)]:
     q, k, v = (torch.randn(1, 2, n, D, generator=g).to(dev) for n in (T, S, S))
     o, lse = ta.attention_forward(q, k, v, causal, 16, 16, return_lse=True)
     s = q @ k.transpose(-2, -1) / D ** 0.5
+    mask = torch.ones(T, S, dtype=torch.bool, device=dev).tril(S - T) if causal else None
     if causal:
-        s = s.masked_fill(~torch.ones(T, S, dtype=torch.bool, device=dev).tril(), float("-inf"))
-    torch.testing.assert_close(o, F.scaled_dot_product_attention(q, k, v, is_causal=causal), atol=atol, rtol=atol)
+        s = s.masked_fill(~mask, float("-inf"))
+    torch.testing.assert_close(o, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), atol=atol, rtol=atol)
     torch.testing.assert_close(lse, torch.logsumexp(s, -1), atol=atol, rtol=atol)
 print("OK")
 """
