@@ -1,6 +1,6 @@
 """The course food table, and description tasks checked against it.
 
-``FOODS`` is the one place the course's foods are defined: Week 4 asks about them in English and Chinese,
+``FOODS`` (read from ``foods.tsv`` beside this file) is the one place the course's foods are defined: Week 4 asks about them in English and Chinese,
 Week 5 builds food-scene preferences on them, Week 8 renders them as images (colour as RGB, shape, texture and
 size are there for the renderer). Attribute values are keys of the vocabularies below, which give each value's
 Chinese word (and the RGB of a colour); ``food("mango")`` returns one row with both languages.
@@ -12,8 +12,10 @@ other value of the same attribute is.
 
 from __future__ import annotations
 
+import csv
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from .common import Example, Verdict, check_split, rng_for, sample, split_of
 
@@ -53,59 +55,7 @@ TEXTURES = ("smooth", "striped", "dotted", "fuzzy", "grainy", "soft", "patterned
             "spotted", "stringy", "layered", "flaky", "crusty", "liquid", "holey", "crunchy")
 SIZES = ("small", "medium", "large")
 
-# name, 中文名, category, colour, shape, texture, size, taste, cuisine, meal
-_TABLE = """
-apple           苹果        fruit   red     round       smooth    medium sweet   international  snack
-banana          香蕉        fruit   yellow  crescent    smooth    medium sweet   international  breakfast
-lemon           柠檬        fruit   yellow  oval        smooth    small  sour    international  snack
-watermelon      西瓜        fruit   green   round       striped   large  sweet   international  snack
-strawberry      草莓        fruit   red     triangular  dotted    small  sweet   international  dessert
-grapes          葡萄        fruit   purple  round       smooth    small  sweet   international  snack
-mango           芒果        fruit   yellow  oval        smooth    medium sweet   Indian         dessert
-kiwi            猕猴桃      fruit   brown   oval        fuzzy     small  sour    international  breakfast
-sushi           寿司        dish    white   cylindrical grainy    small  savoury Japanese       lunch
-ramen           拉面        dish    beige   bowl        stringy   medium savoury Japanese       dinner
-dumplings       饺子        dish    white   crescent    smooth    small  savoury Chinese        dinner
-baozi           包子        bread   white   round       soft      medium savoury Chinese        breakfast
-mooncake        月饼        dessert brown   round       patterned medium sweet   Chinese        dessert
-spring_roll     春卷        snack   golden  cylindrical crispy    small  salty   Chinese        snack
-mapo_tofu       麻婆豆腐    dish    red     square      soft      medium spicy   Chinese        dinner
-peking_duck     北京烤鸭    dish    brown   oval        crispy    large  salty   Chinese        dinner
-tangyuan        汤圆        dessert white   round       smooth    small  sweet   Chinese        dessert
-zongzi          粽子        dish    green   triangular  leafy     medium savoury Chinese        lunch
-tea_egg         茶叶蛋      snack   brown   oval        cracked   small  salty   Chinese        breakfast
-hot_pot         火锅        dish    red     bowl        liquid    large  spicy   Chinese        dinner
-egg_tart        蛋挞        dessert yellow  round       flaky     small  sweet   Chinese        dessert
-milk_tea        奶茶        drink   beige   cylindrical liquid    medium sweet   Chinese        snack
-green_tea       绿茶        drink   green   cylindrical liquid    medium bitter  Chinese        breakfast
-pizza           披萨        dish    red     round       spotted   large  salty   Italian        dinner
-spaghetti       意大利面    dish    yellow  long        stringy   medium savoury Italian        lunch
-lasagna         千层面      dish    orange  square      layered   medium savoury Italian        dinner
-tiramisu        提拉米苏    dessert brown   square      layered   small  sweet   Italian        dessert
-espresso        意式浓缩咖啡 drink  black   cylindrical liquid    small  bitter  Italian        breakfast
-croissant       牛角包      bread   golden  crescent    flaky     medium mild    French         breakfast
-baguette        法棍        bread   golden  long        crusty    large  mild    French         breakfast
-macaron         马卡龙      dessert pink    round       smooth    small  sweet   French         dessert
-cheese          奶酪        snack   yellow  triangular  holey     medium salty   French         snack
-hamburger       汉堡        dish    brown   round       layered   medium salty   American       lunch
-hot_dog         热狗        dish    red     long        smooth    medium salty   American       lunch
-french_fries    薯条        snack   golden  long        crispy    small  salty   American       snack
-donut           甜甜圈      dessert pink    ring        smooth    medium sweet   American       dessert
-pancakes        松饼        bread   golden  flat        soft      medium sweet   American       breakfast
-taco            塔可        dish    yellow  crescent    crunchy   medium spicy   Mexican        lunch
-burrito         墨西哥卷饼  dish    beige   cylindrical soft      large  spicy   Mexican        lunch
-curry           咖喱        dish    yellow  bowl        liquid    medium spicy   Indian         dinner
-naan            馕          bread   beige   flat        soft      medium mild    Indian         dinner
-samosa          萨莫萨      snack   golden  triangular  crispy    small  spicy   Indian         snack
-kimchi          泡菜        dish    red     flat        crunchy   small  spicy   Korean         dinner
-bibimbap        石锅拌饭    dish    orange  bowl        grainy    medium spicy   Korean         lunch
-pad_thai        泰式炒河粉  dish    orange  long        stringy   medium savoury Thai           dinner
-tom_yum         冬阴功汤    dish    red     bowl        liquid    medium sour    Thai           dinner
-falafel         炸豆丸子    snack   brown   round       crispy    small  savoury Middle Eastern lunch
-hummus          鹰嘴豆泥    snack   beige   bowl        smooth    small  mild    Middle Eastern snack
-dark_chocolate  黑巧克力    dessert brown   square      smooth    small  bitter  international  dessert
-orange_juice    橙汁        drink   orange  cylindrical liquid    medium sweet   international  breakfast
-"""
+TABLE_FILE = Path(__file__).with_name("foods.tsv")  # one row per food: the single source of the table
 
 
 @dataclass(frozen=True)
@@ -140,18 +90,14 @@ class Food:
         return table[value][0][0] if table is not None else value
 
 
-def _parse(table: str) -> tuple[Food, ...]:
-    rows = []
-    for line in table.strip().splitlines():
-        parts = line.split()
-        if len(parts) == 11:  # "Middle Eastern": the only two-word value
-            parts[8:10] = [parts[8] + " " + parts[9]]
-        key, zh, cat, colour, shape, texture, size, taste, cuisine, meal = parts
-        rows.append(Food(key, key.replace("_", " "), zh, cat, colour, shape, texture, size, taste, cuisine, meal))
-    return tuple(rows)
+def load_table(path: str | Path = TABLE_FILE) -> tuple[Food, ...]:
+    """The food table from its tab-separated file (header: the field names of :class:`Food`, without ``name``)."""
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    return tuple(Food(name=r["key"].replace("_", " "), **r) for r in rows)
 
 
-FOODS: tuple[Food, ...] = _parse(_TABLE)
+FOODS: tuple[Food, ...] = load_table()
 _BY_KEY = {f.key: f for f in FOODS}
 
 
