@@ -405,6 +405,8 @@ class LlamaForCausalLM(LlamaPreTrainedModel):
         afterwards; the loop ends when every row has stopped. Batched prompts of unequal length are padded
         on the **left** with ``attention_mask`` marking the padding, so every row's next token is the last column.
         With ``use_cache`` each step feeds only the new token and reuses the cached keys and values.
+        RoPE sets no hard length limit, but past ``max_position_embeddings`` the model runs on positions it
+        never trained on.
         """
         was_training = self.training
         self.eval()
@@ -420,8 +422,6 @@ class LlamaForCausalLM(LlamaPreTrainedModel):
         done = torch.zeros(B, dtype=torch.bool, device=input_ids.device)
         step_ids = ids
         for _ in range(max_new_tokens):
-            if ids.shape[1] > self.config.max_position_embeddings:
-                break  # RoPE has no hard limit, but the model never saw longer sequences
             positions = (mask.cumsum(-1) - 1).clamp_min(0)  # left padding: the first real token is position 0
             if use_cache:
                 out = self(step_ids, attention_mask=mask, position_ids=positions[:, -step_ids.shape[1]:],
