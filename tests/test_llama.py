@@ -276,3 +276,17 @@ def test_base_model_returns_hidden_states_and_config_checks():
     with pytest.raises(ValueError, match="attn_implementation"):
         LlamaConfig(attn_implementation="flash")
     assert LlamaConfig.from_hf(LlamaConfig(rope_theta=5e5).to_hf()).rope_theta == 5e5
+
+
+def test_peft_lora_targets_are_llama_3_names():
+    peft = pytest.importorskip("peft")
+    model = make()
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]  # Llama-3-8B's
+    x = ids()
+    with torch.no_grad():
+        before = model(x).logits
+    lora = peft.inject_adapter_in_model(peft.LoraConfig(r=4, target_modules=targets), model)
+    wrapped = {n.rsplit(".", 1)[-1] for n, m in lora.named_modules() if hasattr(m, "lora_A")}
+    assert wrapped == set(targets)
+    with torch.no_grad():
+        assert (lora(x).logits - before).abs().max() == 0  # B starts at zero: LoRA changes nothing yet
