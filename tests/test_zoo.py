@@ -232,3 +232,13 @@ def test_llama_base_chat_template_and_special_tokens(llama_path):
     assert tok.decode(answer) == "床前明月光<|end|>"  # the SFT label mask: the reply and its end-of-turn token
     end = tok.convert_tokens_to_ids("<|end|>")
     assert end in hf.generation_config.eos_token_id and tok.eos_token_id in hf.generation_config.eos_token_id
+
+
+def test_llama_base_template_renders_the_course_tasks(llama_path):
+    from llmlab import tasks
+
+    tok = AutoTokenizer.from_pretrained(llama_path)
+    for row in tasks.chat_dataset("validation", n_per_task=1, tasks=["food", "arithmetic"]):
+        text = tok.apply_chat_template(row["messages"], tokenize=False)
+        assert text.startswith("<|system|>\n" + tasks.SYSTEM_PROMPT + "<|end|>\n<|user|>\n")
+        assert text.endswith("<|assistant|>\n" + row["messages"][-1]["content"] + "<|end|>\n")
