@@ -155,10 +155,13 @@ def _limits(cpu_s: int, mem_bytes: int):
     def apply():
         import resource
 
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s))
-        resource.setrlimit(resource.RLIMIT_AS, (mem_bytes, mem_bytes))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))  # writes beyond 1 MB fail
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        for limit, value in ((resource.RLIMIT_CPU, cpu_s), (resource.RLIMIT_AS, mem_bytes),
+                             (resource.RLIMIT_FSIZE, 1 << 20),  # writes beyond 1 MB fail
+                             (resource.RLIMIT_CORE, 0)):
+            try:
+                resource.setrlimit(limit, (value, value))
+            except (ValueError, OSError):  # macOS refuses RLIMIT_AS; the other limits still hold
+                pass
     return apply
 
 
