@@ -34,6 +34,11 @@ The models (``MODELS``):
   minutes to train on this corpus against well under a second for the character table. Poems are
   separated by ``<|endoftext|>`` so that generation can stop at the end of a poem, and the editors'
   variant notes in full-width parentheses (``（一作「華」）``, 6 % of the text) are removed.
+- ``llama-base`` (Week 4): the Llama architecture (:mod:`llmlab.models.llama`; a ``LlamaForCausalLM`` in
+  Hugging Face format) pretrained on Tiny Shakespeare and 全唐诗 (half of every batch from each), with a
+  byte-level BPE in which each Chinese character is a pre-token (:func:`han_bpe_tokenizer`), the chat tokens
+  ``<|system|> <|user|> <|assistant|> <|end|>`` reserved and a chat template in ``tokenizer_config.json``
+  (``tokenizer.apply_chat_template`` works; generation stops at ``<|endoftext|>`` or ``<|end|>``).
 
 Each folder holds ``config.json`` + ``model.safetensors`` (GPT-2 architecture, written by
 :func:`llmlab.model.to_hf_gpt2`), ``tokenizer.json`` + ``tokenizer_config.json``,
@@ -95,6 +100,7 @@ class ModelSpec:
     description: str
     bpe_vocab: dict = field(default_factory=dict)  # tier -> BPE vocabulary size (bpe only)
     tiers: dict = field(default_factory=dict)  # tier -> llmlab.trainer.TrainConfig overrides
+    arch: str = "gpt2"  # "gpt2": llmlab.model.GPT trained by llmlab.trainer; "llama": see _build_llama below
 
 
 _COMMON = dict(optimizer="torch", weight_decay=0.1, beta1=0.9, beta2=0.99, grad_clip=1.0, log_interval=10)
@@ -137,6 +143,27 @@ MODELS: dict[str, ModelSpec] = {
                      max_lr=3e-3, min_lr=3e-4, warmup_steps=60, eval_interval=200, eval_batches=20),
             gpu=dict(n_layer=6, n_head=6, n_embd=384, block_size=256, dropout=0.1, batch_size=64, max_steps=6000,
                      max_lr=1e-3, min_lr=1e-4, warmup_steps=200, eval_interval=500, eval_batches=50),
+        ),
+    ),
+    # Week 4: the Llama architecture on both corpora, with a chat-ready tokenizer (see "the Llama base model")
+    "llama-base": ModelSpec(
+        "llama-base", "tinyshakespeare+quantangshi", "bpe-han",
+        "Llama architecture (RMSNorm, RoPE, SwiGLU, GQA) pretrained on Tiny Shakespeare + 全唐诗, half of every "
+        "batch from each; byte-level BPE with each Chinese character a pre-token; chat tokens reserved",
+        bpe_vocab=dict(fast=1024, cpu=8192, gpu=8192),
+        arch="llama",
+        tiers=dict(
+            fast=dict(model=dict(hidden_size=32, intermediate_size=96, num_hidden_layers=2, num_attention_heads=2,
+                                 num_key_value_heads=1), block_size=64, batch_size=8, max_steps=30, max_lr=3e-3,
+                      min_lr=3e-4, warmup_steps=5, eval_interval=15, eval_batches=2, corpus_chars=300_000, threads=1),
+            cpu=dict(model=dict(hidden_size=128, intermediate_size=352, num_hidden_layers=4, num_attention_heads=4,
+                                num_key_value_heads=2), block_size=256, batch_size=8, max_steps=800, max_lr=2e-3,
+                     min_lr=2e-4, warmup_steps=60, eval_interval=200, eval_batches=10, corpus_chars=None),
+            # cpu: 1.8M parameters (the 8k-token embedding is 1M of them); built here on 1 thread of a loaded
+            # machine: training 369 CPU-s / 561 s, whole build 675 s; val loss 4.58 (en) / 5.23 (zh) nats/token
+            gpu=dict(model=dict(hidden_size=384, intermediate_size=1024, num_hidden_layers=6, num_attention_heads=6,
+                                num_key_value_heads=2), block_size=512, batch_size=32, max_steps=5000, max_lr=1e-3,
+                     min_lr=1e-4, warmup_steps=200, eval_interval=500, eval_batches=20, corpus_chars=None),
         ),
     ),
 }
@@ -264,17 +291,19 @@ def _prepare(spec: ModelSpec, tier: str, block_size: int) -> _Corpus:
 
 
 @torch.no_grad()
-def _full_loss(model: GPT, ids: np.ndarray, max_tokens: int | None = None, batch_size: int = 64) -> tuple[float, int]:
+def _full_loss(model: GPT, ids: np.ndarray, max_tokens: int | None = None, batch_size: int = 64,
+               block_size: int | None = None) -> tuple[float, int]:
     """Mean loss over every token of ``ids`` cut into non-overlapping windows; (loss, tokens scored)."""
     device = next(model.parameters()).device
     data = torch.from_numpy(np.asarray(ids[: max_tokens + 1] if max_tokens else ids, dtype=np.int64)).to(device)
-    T = model.config.block_size
+    T = block_size or model.config.block_size
     n = (len(data) - 1) // T
     x, y = data[: n * T].view(n, T), data[1: n * T + 1].view(n, T)
     model.eval()
     total = 0.0
     for i in range(0, n, batch_size):
-        logits, _ = model(x[i: i + batch_size])
+        out = model(x[i: i + batch_size])
+        logits = out[0] if isinstance(out, tuple) else out.logits  # a GPT's (logits, loss) or a Llama's output
         total += torch.nn.functional.cross_entropy(logits.flatten(0, 1), y[i: i + batch_size].flatten(),
                                                    reduction="sum").item()
     return total / (n * T), n * T
@@ -288,7 +317,8 @@ def build(name: str, tier: str, out_dir: str | os.PathLike, progress: bool = Tru
     spec, tier = _spec(name), _tier(tier)
     threads = torch.get_num_threads()
     try:
-        return _build(spec, tier, Path(out_dir), progress, log)
+        builder = _build_llama if spec.arch == "llama" else _build
+        return builder(spec, tier, Path(out_dir), progress, log)
     finally:
         torch.set_num_threads(threads)  # a tier's `threads` setting does not leak into the caller
 
@@ -479,13 +509,17 @@ def info(path: str | os.PathLike) -> dict:
 
 
 def load(name: str, tier: str | None = None, **kwargs):
-    """``(model, tokenizer)``: the zoo model as a course :class:`llmlab.model.GPT` (eval mode, CPU) and
-    its Hugging Face tokenizer. ``kwargs`` go to :func:`pretrained`."""
+    """``(model, tokenizer)``: the zoo model as a course :class:`llmlab.model.GPT` (or, for a Llama entry,
+    :class:`llmlab.models.llama.LlamaForCausalLM`; eval mode, CPU) and its Hugging Face tokenizer.
+    ``kwargs`` go to :func:`pretrained`."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from .models.llama import from_hf_llama
+
     path = pretrained(name, tier, **kwargs)
+    convert = from_hf_llama if _spec(name).arch == "llama" else from_hf_gpt2
     with _quiet_transformers():
-        model = from_hf_gpt2(AutoModelForCausalLM.from_pretrained(path)).eval()
+        model = convert(AutoModelForCausalLM.from_pretrained(path)).eval()
         return model, AutoTokenizer.from_pretrained(path)
 
 
@@ -504,6 +538,200 @@ def main(argv: list[str] | None = None) -> None:
             "val_loss", "val_ppl", "val_bits_per_char", "n_params", "tokens_seen", "train_wall_s", "train_cpu_s",
             "hf_max_abs_logit_diff")}}, indent=1))
         print(m["sample"])
+
+
+# ---------------------------------------------------------------------------------------------
+# the Llama base model (Week 4): both corpora, a BPE that keeps Chinese characters whole, chat tokens reserved
+
+CHAT_SPECIALS = ("<|system|>", "<|user|>", "<|assistant|>", "<|end|>")
+HAN_CLASS = "[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"  # CJK ideographs (literal ranges: also for tokenizers' regex)
+# <|role|>, newline, the text, <|end|>, newline; {% generation %} marks the assistant's tokens, so that
+# apply_chat_template(..., return_assistant_tokens_mask=True) gives the SFT label mask
+CHAT_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{%- if message['role'] not in ['system', 'user', 'assistant'] %}"
+    "{{ raise_exception('roles are system, user and assistant, not ' + message['role']) }}{%- endif %}"
+    "{{ '<|' + message['role'] + '|>\n' }}"
+    "{%- if message['role'] == 'assistant' %}{% generation %}{{ message['content'] + '<|end|>' }}{% endgeneration %}"
+    "{%- else %}{{ message['content'] + '<|end|>' }}{%- endif %}{{ '\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{ '<|assistant|>\n' }}{%- endif %}"
+)
+
+
+def han_bpe_tokenizer(texts: list[str], vocab_size: int, model_max_length: int | None = None):
+    """Byte-level BPE (:func:`llmlab.hf_tokenizer.train_bytelevel_bpe`) in which every Chinese character is a
+    pre-token of its own: merges join its 3 UTF-8 bytes (a frequent character becomes one token) but never
+    two characters, so "5 characters" stays "5 tokens or more" and the English side is GPT-2's recipe.
+
+    Training sees the texts already cut at the characters (merges never cross a document); encoding does the
+    same cut with a ``Split`` pre-tokenizer before ``ByteLevel``. The chat tokens are special tokens after
+    ``<|endoftext|>`` (0) and ``<|pad|>`` (1), and the tokenizer carries :data:`CHAT_TEMPLATE`.
+    """
+    from tokenizers import Regex, pre_tokenizers
+
+    from .hf_tokenizer import SPECIAL_TOKENS, to_hf, train_bytelevel_bpe
+
+    pieces = re.compile(f"{HAN_CLASS}|(?:(?!{HAN_CLASS})[\\s\\S])+")
+    tk = train_bytelevel_bpe([p for t in texts for p in pieces.findall(t)], vocab_size,
+                             SPECIAL_TOKENS + CHAT_SPECIALS)
+    tk.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(HAN_CLASS), behavior="isolated"),
+                                                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+    hf = to_hf(tk, model_max_length=model_max_length)
+    hf.add_special_tokens({"additional_special_tokens": list(CHAT_SPECIALS)})  # already in the vocabulary
+    hf.chat_template = CHAT_TEMPLATE
+    return hf
+
+
+def _prepare_llama(spec: ModelSpec, tier: str, o: dict) -> dict:
+    """Token ids of the training and held-out text of each corpus, with the same splits as the other entries
+    (and as llmlab.tasks): Tiny Shakespeare's last 10 %, every 10th poem of 全唐诗."""
+    en = load_text("tinyshakespeare")
+    poems = tang_poems(clean_tang(load_text("quantangshi")))
+    n = int(0.9 * len(en))
+    text = {"en": (en[:n], en[n:]),
+            "zh": ("".join(p + "\n\n" for i, p in enumerate(poems) if i % 10 != 9),
+                   "".join(p + "\n\n" for i, p in enumerate(poems) if i % 10 == 9))}
+    if o["corpus_chars"]:  # the FAST tier: a slice of each, so that building takes seconds
+        text = {k: (tr[: o["corpus_chars"]], va[: o["corpus_chars"] // 5]) for k, (tr, va) in text.items()}
+    hf = han_bpe_tokenizer([text["en"][0], text["zh"][0]], spec.bpe_vocab[tier], o["block_size"])
+    # poems end with <|endoftext|> (generation can stop at a poem's end); Shakespeare is one document
+    eos = hf.eos_token
+
+    def encode(s: str, key: str) -> np.ndarray:
+        docs = s.split("\n\n") if key == "zh" else [s]
+        ids = hf([d + ("\n" + eos if key == "zh" else "") for d in docs if d], add_special_tokens=False,
+                 verbose=False)["input_ids"]
+        return np.asarray([i for doc in ids for i in doc], dtype=np.int64)
+
+    return {"tokenizer": hf, "text": text,
+            "ids": {k: (encode(tr, k), encode(va, k)) for k, (tr, va) in text.items()}}
+
+
+def _build_llama(spec: ModelSpec, tier: str, out: Path, progress: bool, log) -> dict:
+    """Pretrain the course Llama on both corpora and publish it in Hugging Face format (LlamaForCausalLM)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    from . import __version__
+    from .config import set_seed, set_threads
+    from .models.llama import LlamaConfig, LlamaForCausalLM, to_hf_llama
+    from .optim import clip_grad_norm, lr_at
+    from .progress import progress as bar
+    from .tokendata import get_batch
+    from .trainer import param_groups
+
+    o = {**_COMMON, **spec.tiers[tier]}
+    out.mkdir(parents=True, exist_ok=True)
+    if o.get("threads"):
+        set_threads(o["threads"])
+    t0, c0 = time.perf_counter(), time.process_time()
+    data = _prepare_llama(spec, tier, o)
+    tok = data["tokenizer"]
+    # generation stops at the end of a document and at the end of a chat turn
+    ids = dict(bos_token_id=tok.eos_token_id, eos_token_id=[tok.eos_token_id, tok.convert_tokens_to_ids("<|end|>")],
+               pad_token_id=tok.pad_token_id)
+    T, B = o["block_size"], o["batch_size"]
+    set_seed(SEED)
+    cfg = LlamaConfig(vocab_size=len(tok), max_position_embeddings=T, tie_word_embeddings=True, **o["model"], **ids)
+    model = LlamaForCausalLM(cfg)
+    opt = torch.optim.AdamW(param_groups(model, o["weight_decay"]), lr=o["max_lr"], betas=(o["beta1"], o["beta2"]),
+                            foreach=False)
+
+    def batch(split: int, gen: torch.Generator):  # half of the rows from each corpus
+        xs, ys = zip(*(get_batch(data["ids"][k][split], T, B // 2, gen) for k in ("en", "zh")))
+        return torch.cat(xs), torch.cat(ys)
+
+    def loss_of(x, y):
+        return torch.nn.functional.cross_entropy(model(x).logits.flatten(0, 1).float(), y.flatten())
+
+    @torch.no_grad()
+    def evaluate() -> dict:  # the same batches at every evaluation, from generators of their own
+        model.eval()
+        res = {f"{name}_eval_loss": float(np.mean([loss_of(*batch(split, gen)).item() for _ in range(o["eval_batches"])]))
+               for split, name in ((0, "train"), (1, "val"))
+               for gen in [torch.Generator().manual_seed(SEED + 1 + split)]}
+        model.train()
+        return res
+
+    gen, rows = torch.Generator().manual_seed(SEED), [{"step": 0, **evaluate()}]
+    t_train, c_train = time.perf_counter(), time.process_time()
+    model.train()
+    for step in bar(range(o["max_steps"]), disable=not progress, desc=spec.name, unit="step"):
+        lr = lr_at(step, o["max_lr"], o["min_lr"], o["warmup_steps"], o["max_steps"])
+        for g in opt.param_groups:
+            g["lr"] = lr
+        loss = loss_of(*batch(0, gen))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        clip_grad_norm(model.parameters(), o["grad_clip"])
+        opt.step()
+        if not math.isfinite(loss.item()):
+            raise ZooError(f"{spec.name}: the loss is {loss.item()} at step {step + 1}")
+        row = {"step": step + 1, "lr": lr, "train_loss": loss.item()}
+        if (step + 1) % o["eval_interval"] == 0 or step + 1 == o["max_steps"]:
+            row.update(evaluate())
+            log(f"[zoo] {spec.name} step {step + 1}: val loss {row['val_eval_loss']:.4f}")
+        rows.append(row)
+    train_wall, train_cpu = time.perf_counter() - t_train, time.process_time() - c_train
+    model.eval()
+    keys = ["step", "lr", "train_loss", "train_eval_loss", "val_eval_loss"]
+    (out / "metrics.csv").write_text(",".join(keys) + "\n" + "".join(
+        ",".join(str(r.get(k, "")) for k in keys) + "\n" for r in rows))
+
+    # the held-out loss per corpus on every token (FAST: the first 20k), per token, character and byte
+    held = {}
+    for k in ("en", "zh"):
+        val_ids, val_text = data["ids"][k][1], data["text"][k][1]
+        loss, n = _full_loss(model, val_ids, max_tokens=20_000 if tier == "fast" else None, block_size=T)
+        frac = n / len(val_ids)
+        held[k] = dict(loss=loss, tokens=n, nats=loss * n, chars=len(val_text) * frac,
+                       bytes=len(val_text.encode("utf-8")) * frac)
+    nats, n_tok = sum(h["nats"] for h in held.values()), sum(h["tokens"] for h in held.values())
+
+    with _quiet_transformers():
+        hf = to_hf_llama(model)
+        hf.generation_config = GenerationConfig(**ids)
+        hf.save_pretrained(out)
+        tok.save_pretrained(out, save_jinja_files=False)  # the chat template inside tokenizer_config.json
+        re_model = AutoModelForCausalLM.from_pretrained(out).eval()
+        re_tok = AutoTokenizer.from_pretrained(out)
+    probe = data["text"]["en"][1][:300] + data["text"]["zh"][1][:300]
+    probe_ids = re_tok(probe, add_special_tokens=False, verbose=False)["input_ids"]
+    if re_tok.decode(probe_ids) != probe:
+        raise ZooError(f"{spec.name}: the saved tokenizer does not round-trip the validation text")
+    x = torch.tensor([probe_ids[:T]])
+    with torch.no_grad():
+        diff = (model(x).logits - re_model(x).logits).abs().max().item()  # the same operations: ~0
+    if not diff <= LOGIT_TOLERANCE:
+        raise ZooError(f"{spec.name}: reloaded HF logits differ from the course model by {diff:.2e}")
+
+    samples = {}
+    for prompt in ("ROMEO:\n", "春曉\n孟浩然\n"):
+        start = torch.tensor([re_tok(prompt, add_special_tokens=False)["input_ids"]])
+        gen_ids = model.generate(start, 60, temperature=0.8, top_k=50, generator=torch.Generator().manual_seed(SEED))
+        samples[prompt] = re_tok.decode(gen_ids[0].tolist())
+    meta = {
+        "name": spec.name, "tier": tier, "description": spec.description, "corpus": spec.corpus, "arch": "llama",
+        "tokenizer": spec.tokenizer, "vocab_size": len(tok), "chars": None,
+        "special_tokens": {"eos": tok.eos_token, "pad": tok.pad_token, "chat": list(CHAT_SPECIALS)},
+        "model_config": cfg.to_dict(), "n_params": model.num_params(),
+        "train_config": {k: v for k, v in o.items() if k != "model"},
+        "train_tokens": {k: int(len(v[0])) for k, v in data["ids"].items()},
+        "tokens_seen": o["max_steps"] * B * T,
+        "val_loss": nats / n_tok, "val_ppl": math.exp(nats / n_tok), "val_tokens_scored": n_tok,
+        "val_loss_by_corpus": {k: h["loss"] for k, h in held.items()},
+        "val_bits_per_char": nats / math.log(2) / sum(h["chars"] for h in held.values()),
+        "val_bits_per_byte": nats / math.log(2) / sum(h["bytes"] for h in held.values()),
+        "val_loss_estimate": rows[-1]["val_eval_loss"], "train_loss_estimate": rows[-1]["train_eval_loss"],
+        "hf_max_abs_logit_diff": diff, "train_wall_s": train_wall, "train_cpu_s": train_cpu,
+        "build_wall_s": time.perf_counter() - t0, "build_cpu_s": time.process_time() - c0,
+        "threads": torch.get_num_threads(), "device": "cpu", "seed": SEED,
+        "sample": "\n---\n".join(samples.values()),
+        "versions": {"llmlab": __version__, "torch": torch.__version__,
+                     "transformers": __import__("transformers").__version__},
+    }
+    (out / "zoo.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+    return meta
 
 
 if __name__ == "__main__":

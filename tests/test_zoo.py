@@ -14,7 +14,7 @@ from llmlab import zoo
 from llmlab.chargpt import CharTokenizer
 from llmlab.data import load_text
 
-NAMES = zoo.available()
+NAMES = [n for n in zoo.available() if zoo.MODELS[n].arch == "gpt2"]  # the GPTs; llama-base: tests at the end
 # float32: the course GPT and HF's GPT-2 sum in different orders (GPT-2's Conv1D is a fused addmm, the
 # attention kernels differ): ~1e-6 relative per layer, ~1e-6..1e-5 absolute on these logits; 1e-4 is the
 # tolerance the zoo promises, ten times what round-off produces, far below any real mismatch (~1e-1)
@@ -178,3 +178,67 @@ def test_failed_build_leaves_nothing_and_incomplete_folder_is_reported(tmp_path,
     monkeypatch.setattr(zoo, "build", fake_build(calls, delay=0))
     assert zoo.pretrained("tang-poetry", tier="fast", cache=tmp_path, force=True, log=quiet) == broken
     assert calls == ["tang-poetry"] and zoo._complete(broken)
+
+
+# ---------------------------------------------------------------------------------------------
+# llama-base: the Llama architecture, both corpora, a chat-ready tokenizer
+
+
+@pytest.fixture(scope="module")
+def llama_path(cache):
+    return zoo.pretrained("llama-base", tier="fast", cache=cache, progress=False, log=quiet)
+
+
+def test_llama_base_loads_with_auto_classes_and_matches_course_model(llama_path, cache):
+    hf = AutoModelForCausalLM.from_pretrained(llama_path).eval()
+    assert type(hf).__name__ == "LlamaForCausalLM"
+    model, tok = zoo.load("llama-base", tier="fast", cache=cache)
+    text = "ROMEO:\nBut, soft! what light\n春眠不覺曉，處處聞啼鳥。"
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert tok.decode(ids) == text
+    rand = torch.randint(len(tok), (2, 16))  # every id, the special tokens too
+    with torch.no_grad():
+        for x in (torch.tensor([ids]), rand):
+            # the same float32 operations in the same order on both sides: equal to round-off (~1e-7)
+            torch.testing.assert_close(model(x).logits, hf(x).logits, atol=1e-5, rtol=0)
+    meta = zoo.info(llama_path)
+    assert meta["arch"] == "llama" and meta["val_loss"] < math.log(meta["vocab_size"])
+    assert set(meta["val_loss_by_corpus"]) == {"en", "zh"}
+    assert "lm_head.weight" not in load_file(llama_path / "model.safetensors")  # tied embeddings
+
+
+def test_llama_base_tokenizer_keeps_chinese_characters_apart(llama_path):
+    tok = AutoTokenizer.from_pretrained(llama_path)
+    enc = lambda s: tok(s, add_special_tokens=False)["input_ids"]
+    verse = "春眠不覺曉，處處聞啼鳥。"
+    assert enc(verse) == [i for ch in verse for i in enc(ch)]  # no token spans two characters
+    assert tok.decode(tok("naïve café 🤗\r\n\ttabs", add_special_tokens=False)["input_ids"]) == "naïve café 🤗\r\n\ttabs"
+
+
+def test_llama_base_chat_template_and_special_tokens(llama_path):
+    tok = AutoTokenizer.from_pretrained(llama_path)
+    hf = AutoModelForCausalLM.from_pretrained(llama_path)
+    specials = ["<|endoftext|>", "<|pad|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
+    assert tok.convert_tokens_to_ids(specials) == list(range(6))
+    assert "chat_template" in json.loads((llama_path / "tokenizer_config.json").read_text())
+    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "寫一首詩"},
+            {"role": "assistant", "content": "床前明月光"}]
+    text = tok.apply_chat_template(msgs, tokenize=False)
+    assert text == "<|system|>\nBe brief.<|end|>\n<|user|>\n寫一首詩<|end|>\n<|assistant|>\n床前明月光<|end|>\n"
+    prompt = tok.apply_chat_template(msgs[:2], tokenize=False, add_generation_prompt=True)
+    assert prompt.endswith("<|assistant|>\n")
+    enc = tok.apply_chat_template(msgs, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+    answer = [i for i, m in zip(enc["input_ids"], enc["assistant_masks"]) if m]
+    assert tok.decode(answer) == "床前明月光<|end|>"  # the SFT label mask: the reply and its end-of-turn token
+    end = tok.convert_tokens_to_ids("<|end|>")
+    assert end in hf.generation_config.eos_token_id and tok.eos_token_id in hf.generation_config.eos_token_id
+
+
+def test_llama_base_template_renders_the_course_tasks(llama_path):
+    from llmlab import tasks
+
+    tok = AutoTokenizer.from_pretrained(llama_path)
+    for row in tasks.chat_dataset("validation", n_per_task=1, tasks=["food", "arithmetic"]):
+        text = tok.apply_chat_template(row["messages"], tokenize=False)
+        assert text.startswith("<|system|>\n" + tasks.SYSTEM_PROMPT + "<|end|>\n<|user|>\n")
+        assert text.endswith("<|assistant|>\n" + row["messages"][-1]["content"] + "<|end|>\n")
