@@ -126,6 +126,14 @@ def test_injection_by_name_and_counts_match_peft(targets):
     assert lora_param_count(shapes, 4, targets) == count_trainable(model)[0]
 
 
+def test_injecting_twice_wraps_only_new_layers():
+    model = tiny_llama()
+    first = inject_lora(model, ["q_proj"], r=2)
+    second = inject_lora(model, r".*_proj.*", r=2)  # also matches q_proj.base_layer, .lora_A: must be skipped
+    assert not set(first) & set(second) and len(lora_modules(model)) == 2 * 7
+    assert all(not isinstance(m.base_layer, LoRALinear) for m in lora_modules(model).values())
+
+
 def test_injection_errors_name_the_problem():
     with pytest.raises(ValueError, match="matched no module"):
         inject_lora(tiny_llama(), ["query"])

@@ -141,8 +141,9 @@ def inject_lora(model: nn.Module, target_modules: str | Sequence[str], r: int = 
     """
     for p in model.parameters():
         p.requires_grad_(False)
+    inside = tuple(f"{n}." for n in lora_modules(model))  # an existing adapter's own layers are never targets
     names = [n for n, m in model.named_modules() if n and not isinstance(m, LoRALinear)
-             and ".base_layer" not in f".{n}" and matches_target(n, target_modules)]
+             and not n.startswith(inside) and matches_target(n, target_modules)]
     if not names:
         raise ValueError(f"target_modules={target_modules!r} matched no module of {type(model).__name__}")
     for name in names:
@@ -200,7 +201,7 @@ def linear_shapes(model: nn.Module) -> dict[str, tuple[int, int]]:
     for name, m in model.named_modules():
         if isinstance(m, LoRALinear):
             shapes[name] = (m.in_features, m.out_features)
-        elif (isinstance(m, nn.Linear) or _is_conv1d(m)) and not re.search(r"(^|\.)(base_layer|lora_A|lora_B)(\.|$)", name):
+        elif (isinstance(m, nn.Linear) or _is_conv1d(m)) and not re.search(r"(^|\.)(base_layer|lora_[AB])(\.|$)", name):
             shapes[name] = linear_dims(m)[:2]
     return shapes
 
