@@ -10,7 +10,11 @@ On top of nbgrader's ``Execute``:
   kernel is killed and restarted, the cells that ran before it are run again (outputs discarded) to
   rebuild the state, and grading goes on with the next cell. The offending cell, and the tests that
   depend on it, get no points; the other cells are graded as usual: the same grade an ordinary,
-  interruptible infinite loop gets.
+  interruptible infinite loop gets. A replay never re-runs a cell that was judged harmful (it ran
+  out of time, stopped the kernel or left processes behind).
+- **Processes a cell leaves behind** (a fork bomb whose children sleep, a pool never closed) are
+  killed before the next cell runs, and before any restart: that cell gets an error output, "the cell
+  started N processes that did not exit (limit M)", and no points; the next cells run as usual.
 - **Time.** Each cell keeps its limit (``autograder/timeouts.py``), capped by ``Limits.cell_timeout_s``
   and by what is left of the notebook's wall limit; cells past the wall limit are not run.
 - **Output.** At most ``Limits.output_mb`` of output is kept per notebook; the rest is cut with a note.
@@ -35,7 +39,6 @@ from nbgrader.preprocessors import Execute
 
 from .sandbox import IpcKernelManager, Limits, SandboxKernelManager, make_scratch, mechanisms, remove_tree
 
-KERNEL_EVENTS = ("CellTimeoutError", "KernelDied", "NotRun")
 MAX_RESTARTS = 5
 
 
@@ -62,6 +65,7 @@ class GradingExecute(Execute):
         self._ran: list[int] = []  # cells that ran to the end (replayed after a restart)
         self._restarts = 0
         self._dead_reason = ""
+        self._marked = None  # the kernel manager whose own processes are known (see SandboxKernelManager.mark_kernel)
         self.iopub_timeout = max(1, int(math.ceil(self._limits.interrupt_grace_s)))
         scratch = None
         if self.sandbox:
@@ -95,13 +99,35 @@ class GradingExecute(Execute):
             cell.outputs = [error_output("NotRun", f"not run: the notebook used up its time limit "
                                                    f"({self._limits.wall_s:g} s for all cells)")]
             return cell, resources
+        self._mark_kernel()
         try:
             cell, resources = super().preprocess_cell(cell, resources, index)
-            self._ran.append(index)
         except (CellTimeoutError, DeadKernelError) as e:
             self._kernel_lost(cell, index, e)
+        else:
+            left = self._kill_leftovers(cell)
+            timed_out = any(o.get("ename") == "CellTimeoutError" for o in cell.get("outputs", []))
+            if not left and not timed_out:
+                self._ran.append(index)  # replayed after a restart; harmful cells never are
         self._relabel_stderr(cell)
         return cell, resources
+
+    def _mark_kernel(self):
+        if isinstance(self.km, SandboxKernelManager) and self._marked is not self.km:
+            self.km.mark_kernel()
+            self._marked = self.km
+
+    def _kill_leftovers(self, cell=None) -> int:
+        """Kill what the cell left running; say so in the cell (which then gets no points)."""
+        if not isinstance(self.km, SandboxKernelManager):
+            return 0
+        n = self.km.kill_leftovers()
+        if n and cell is not None:
+            msg = (f"the cell started {n} process{'es' if n > 1 else ''} that did not exit (limit "
+                   f"{self._limits.nproc}); they were killed before the next cell ran, and this cell gets no points")
+            cell.outputs.append(error_output("LeftoverProcesses", msg))
+            self.log.warning("%s", msg)
+        return n
 
     def _get_timeout(self, cell):
         timeout = super()._get_timeout(cell)
@@ -131,6 +157,7 @@ class GradingExecute(Execute):
         cell.outputs.append(error_output(ename, msg + "; this cell gets no points, the rest of the notebook "
                                                        "was graded in a fresh kernel"))
         self.log.warning("cell %d: %s", index, msg)
+        self._kill_leftovers(cell)  # before the restart: nothing of this kernel survives into the next one
         self._restarts += 1
         if self._restarts > MAX_RESTARTS:
             self._dead_reason = f"the kernel was stopped {MAX_RESTARTS} times; grading of this notebook stopped"
@@ -151,6 +178,7 @@ class GradingExecute(Execute):
         self.start_new_kernel()
         self.start_new_kernel_client()
         self.wait_for_reply(self.kc.kernel_info())
+        self._mark_kernel()
 
     def _replay(self):
         """Run the cells that had finished before, again, discarding their outputs."""
@@ -160,6 +188,7 @@ class GradingExecute(Execute):
                 self.execute_cell(copy.deepcopy(original), index, store_history=False)
             finally:
                 self.nb.cells[index] = original
+                self._kill_leftovers()
 
     # ------------------------------------------------------------------ outputs
     def output(self, outs, msg, display_id, cell_index):

@@ -17,6 +17,14 @@ Design:
   grader version. A rerun skips every submission whose record has the same key (``--force``
   regrades), so an interrupted run resumes where it stopped and a finished one is not redone;
   grading is deterministic (seeded tests, same limits), so a regrade gives the same points.
+- **Isolation or a refusal.** Student code never runs with the grader's rights by accident: without
+  bubblewrap or an unprivileged uid (``autograder.sandbox``) grading refuses to start unless
+  ``--no-sandbox`` is given, which grades one submission at a time, loudly.
+- **Nothing it must not touch changes.** Kernels work on private copies (the worker's course root,
+  a scratch copy of the submission). Before the first submission, the sources, every submission,
+  the repository and (one at a time) the output folder are checksummed and copied
+  (``autograder.guard``); after each submission they are checked: a change is undone from the copy
+  and that submission is graded ``error``, "it tried to modify ...".
 - **Record.** At the end the main process rebuilds ``OUT/gradebook.db`` (an nbgrader gradebook:
   the assignments from ``solutions/``, one submission per record, auto scores per graded cell;
   an ungradable notebook is left *ungraded* -- ``needs_manual_grade`` -- never scored 0), writes
@@ -43,7 +51,7 @@ from . import course as course_mod
 from .course import WEEK, TempCourse, grade_ids, notebooks
 from .sandbox import Limits
 
-GRADER_VERSION = "2"
+GRADER_VERSION = "3"
 FIELDS = ["student", "assignment", "notebook", "cell", "points", "max_points", "status", "message", "notes"]
 
 
@@ -58,6 +66,34 @@ class Job:
     @property
     def record_path_rel(self) -> Path:
         return Path("results") / self.student / f"{self.week}.json"
+
+
+class NoIsolation(RuntimeError):
+    """Neither bubblewrap nor an unprivileged uid works here, and --no-sandbox was not given."""
+
+
+def refusal(mech) -> str:
+    """Why grading does not start without isolation, and what to do instead."""
+    return "\n".join([
+        "refusing to grade: no isolation works on this machine, so student code would run with your rights",
+        "and could read and write every file you can (solutions/ with the hidden tests, the gradebook, every",
+        "learner's work). What was tried:",
+        f"  bubblewrap: {mech.notes.get('bwrap', '')}",
+        f"  unprivileged uid: {mech.notes.get('uid', '')}",
+        "What to do (README, 'The sandbox'):",
+        "  - install bubblewrap: sudo apt-get install bubblewrap (Debian/Ubuntu), sudo dnf install bubblewrap (Fedora);",
+        "  - or grade as root: kernels then run as an unprivileged uid (it must be able to read the Python install);",
+        "  - on macOS or without root: grade in a Linux container or VM, as root there;",
+        "  - for submissions you trust: add --no-sandbox (student code then runs with your rights; limits still apply).",
+    ])
+
+
+NO_ISOLATION_BANNER = """\
+!! NO ISOLATION (--no-sandbox): student code runs with YOUR rights. It can read AND WRITE every file you can
+!! (solutions/ with the hidden tests, the gradebook, every learner's work, your home folder) and use the network.
+!! Still in force: time, memory, process and output limits; leftover processes are killed after every cell;
+!! the course's files are checksummed and checked after every submission (a change is undone and that
+!! submission graded `error`), so submissions are graded one at a time. Use it only for submissions you trust."""
 
 
 def find_submissions(folder: Path) -> dict[tuple[str, str], list[Path]]:
@@ -141,6 +177,11 @@ def _init_worker(settings: dict, slots=None) -> None:
 
     course_mod.SOLUTIONS = Path(settings["solutions"])
     sandbox.WORK_DIR, sandbox.RUN_TAG = settings["tmp"], settings["tag"]
+    if slots is not None:
+        # orphans of a kernel's children become this worker's, so they can be found and killed; and the
+        # worker never writes bytecode into the repository (the guard would see it)
+        sandbox.become_subreaper()
+        sys.dont_write_bytecode = True
     if settings.get("mechanisms") is not None:
         sandbox._MECH = settings["mechanisms"]
     mech = sandbox.mechanisms() if settings["sandbox"] else None
@@ -158,7 +199,7 @@ def _init_worker(settings: dict, slots=None) -> None:
     if cpus:
         overrides["GradingExecute.sandbox_cpus"] = cpus
     _W.clear()
-    _W.update(settings=settings, overrides=overrides, courses={}, interrupted=False)
+    _W.update(settings=settings, overrides=overrides, courses={}, interrupted=False, guard=settings.get("guard"))
 
 
 def _course(week: str) -> TempCourse:
@@ -166,8 +207,30 @@ def _course(week: str) -> TempCourse:
     if week not in courses:
         c = TempCourse({week: None}, overrides=_W["overrides"], base=_W["settings"]["tmp"])
         c.generate(week)
+        # the worker's private copy of the sources, and its gradebook as generated (restored before every
+        # submission: nbgrader reads the instructor's test cells back from it)
+        (c.root / ".pristine").mkdir()
+        shutil.copy2(c.root / "gradebook.db", c.root / ".pristine" / "gradebook.db")
+        if _W.get("guard") is not None:
+            for sub in ("solutions", "weeks", ".pristine"):
+                _W["guard"].add(f"worker copy {week}/{sub}", c.root / sub)
         courses[week] = c
-    return courses[week]
+    c = courses[week]
+    shutil.copy2(c.root / ".pristine" / "gradebook.db", c.root / "gradebook.db")
+    return c
+
+
+def _tampered() -> str | None:
+    """None if nothing the grader protects changed; else undo the changes and say what they were."""
+    from .guard import describe
+
+    guard = _W.get("guard")
+    changes = guard.check() if guard is not None else []
+    if not changes:
+        return None
+    problems = guard.restore(changes)
+    return (f"it tried to modify {describe(changes)}; "
+            + ("restored from the grader's copy" if not problems else "NOT restored: " + "; ".join(problems[:3])))
 
 
 def _grade_job(job: Job) -> dict:
@@ -182,36 +245,50 @@ def _grade_job(job: Job) -> dict:
     from . import sandbox
 
     sandbox.KERNEL_CPU.update(seconds=0.0, measured=False)
+    tampered = None
     try:
         c = _course(job.week)
         results = grade_week(c, job.student, job.week, job.files, expected, extra_dir=job.folder, feedback=True)
-        for sub in ("feedback", "autograded"):
-            src = c.root / sub / job.student / job.week
-            dest = out / sub / job.student / job.week
-            shutil.rmtree(dest, ignore_errors=True)
-            if src.is_dir():
-                shutil.copytree(src, dest, ignore=shutil.ignore_patterns("*.ipynb_checkpoints"))
-        # the notebooks as handed in (byte for byte: nbgrader's release_feedback matches them by hash)
-        dest = out / "submitted" / job.student / job.week
-        shutil.rmtree(dest, ignore_errors=True)
-        dest.mkdir(parents=True)
-        for name, f in job.files.items():
-            shutil.copyfile(f, dest / f"{name}.ipynb")
-        if (job.folder / "timestamp.txt").is_file() and not (job.folder / "timestamp.txt").is_symlink():
-            shutil.copyfile(job.folder / "timestamp.txt", dest / "timestamp.txt")
+        tampered = _tampered()
+        if tampered is None:
+            _copy_outputs(c, job, out)
         for sub in ("submitted", "autograded", "feedback"):  # the next student must not see this one
             shutil.rmtree(c.root / sub / job.student, ignore_errors=True)
     except Exception as e:  # noqa: BLE001 - a grader failure is reported (and retried next run), never 0 points
+        tampered = tampered or _tampered()
         reason = f"grader error ({type(e).__name__}: {e}); it will be retried on the next run"
         results = [NotebookResult(name, errors(grade_ids(job.week, name), reason)) for name in expected]
-        record["internal_error"] = traceback.format_exc()[-2000:]
+        record["internal_error"] = None if tampered else traceback.format_exc()[-2000:]
+    if tampered:  # an attack is the submission's result, not the grader's failure: an error, for a human
+        results = [NotebookResult(name, errors(grade_ids(job.week, name), tampered)) for name in expected]
+        for sub in ("feedback", "autograded", "submitted"):
+            shutil.rmtree(out / sub / job.student / job.week, ignore_errors=True)
     if _W.get("interrupted"):  # nbgrader turns Ctrl-C into a failed autograde: do not record that
         raise KeyboardInterrupt
     record["seconds"] = round(time.monotonic() - t0, 2)
     record["kernel_cpu_s"] = round(sandbox.KERNEL_CPU["seconds"], 2) if sandbox.KERNEL_CPU["measured"] else None
     record["notebooks"] = [r.to_dict() for r in results]
     write_atomic(out / job.record_path_rel, json.dumps(record, indent=1, ensure_ascii=False))
+    if _W.get("guard") is not None:
+        _W["guard"].accept("output")  # what this worker just wrote is the new expected state (serial runs)
     return record
+
+
+def _copy_outputs(c: TempCourse, job: Job, out: Path) -> None:
+    for sub in ("feedback", "autograded"):
+        src = c.root / sub / job.student / job.week
+        dest = out / sub / job.student / job.week
+        shutil.rmtree(dest, ignore_errors=True)
+        if src.is_dir():
+            shutil.copytree(src, dest, ignore=shutil.ignore_patterns("*.ipynb_checkpoints"))
+    # the notebooks as handed in (byte for byte: nbgrader's release_feedback matches them by hash)
+    dest = out / "submitted" / job.student / job.week
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    for name, f in job.files.items():
+        shutil.copyfile(f, dest / f"{name}.ipynb")
+    if (job.folder / "timestamp.txt").is_file() and not (job.folder / "timestamp.txt").is_symlink():
+        shutil.copyfile(job.folder / "timestamp.txt", dest / "timestamp.txt")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -227,15 +304,19 @@ def grade(folder: str | Path, out: str | Path, workers: int | None = None, force
     if not jobs:
         raise FileNotFoundError(f"{folder}: no <student>/<weekNN>/*.ipynb submissions found")
     workers = max(1, min(workers or len(os.sched_getaffinity(0)), len(jobs)))
-    out.mkdir(parents=True, exist_ok=True)
-    mech = None
-    if sandbox:
-        from . import sandbox as sb
+    from . import sandbox as sb
 
-        mech = sb.mechanisms()
-        echo(sb.report(limits))
-    else:
-        echo("sandbox: OFF (--no-sandbox): student code runs with the grader's rights")
+    mech = sb.mechanisms()
+    if sandbox and not mech.isolated:
+        raise NoIsolation(refusal(mech))
+    if not sandbox:
+        # the limits stay; the isolation goes, and one submission at a time, so that a change to the
+        # course's files is pinned on the submission that made it
+        mech, workers = mech.without_isolation("--no-sandbox"), 1
+    out.mkdir(parents=True, exist_ok=True)
+    echo(sb.report(limits, mech))
+    if not sandbox:
+        echo(NO_ISOLATION_BANNER)
     for job in jobs:
         job.key = job_key(job, limits, sandbox)
     todo = []
@@ -244,16 +325,22 @@ def grade(folder: str | Path, out: str | Path, workers: int | None = None, force
         if force or rec is None or rec.get("key") != job.key or rec.get("internal_error"):
             todo.append(job)
     done = len(jobs) - len(todo)
+    workers = min(workers, max(1, len(todo)))
     echo(f"{len(jobs)} submissions ({len({j.student for j in jobs})} students); "
          f"{done} already graded{' (use --force to regrade)' if done else ''}; grading {len(todo)} "
-         f"with {min(workers, max(1, len(todo)))} worker(s)")
+         f"with {workers} worker(s)")
     # the workers' course roots live in one folder that this process removes, however the run ends
     # (0711: a sandbox uid may pass through to its own scratch folder, but not list the others)
     tmp = tempfile.mkdtemp(prefix="llmlab-grading-")
     os.chmod(tmp, 0o711)
-    settings = {"solutions": str(course_mod.SOLUTIONS), "sandbox": sandbox, "limits": limits.to_dict(),
+    settings = {"solutions": str(course_mod.SOLUTIONS), "sandbox": True, "limits": limits.to_dict(),
                 "out": str(out), "workers": workers, "mechanisms": mech, "tmp": tmp,
                 "tag": Path(tmp).name.rsplit("-", 1)[-1]}
+    try:
+        settings["guard"] = _guard(jobs, out, Path(tmp) / "guard", serial=workers == 1)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     bar = _bar(len(jobs), done, progress)
     try:
         if todo:
@@ -266,31 +353,48 @@ def grade(folder: str | Path, out: str | Path, workers: int | None = None, force
         raise
     finally:
         bar.close()
-        if sandbox:
-            from .sandbox import cleanup_run, remove_tree
-
-            cleanup_run(settings["tag"])
-            remove_tree(Path(tmp))
+        sb.cleanup_run(settings["tag"])
+        sb.remove_tree(Path(tmp))
         shutil.rmtree(tmp, ignore_errors=True)
     return finish(out, jobs, echo=echo)
+
+
+def _guard(jobs: list[Job], out: Path, backup: Path, serial: bool):
+    """Checksums and copies of what grading must not change (see ``autograder.guard``)."""
+    from . import engine, execute, feedback, results, submission  # noqa: F401 - their bytecode exists now
+    from .guard import SKIP_NAMES, Guard
+
+    root = jobs[0].folder.parents[1]  # the submissions folder (<root>/<student>/<week>)
+    guard = Guard(backup)
+    guard.add("solutions", course_mod.SOLUTIONS)
+    guard.add("submissions", root)
+    # the repository: the course library, the grader, the release notebooks (runs/ and out/ hold run outputs)
+    guard.add("repository", course_mod.REPO, skip=[course_mod.SOLUTIONS, root, out, backup.parent],
+              skip_names=SKIP_NAMES | {"runs", "out", "tmp"})
+    if serial:  # (parallel workers write it at any time: there, only isolation protects it)
+        guard.add("output", out)
+    return guard
 
 
 def _run(todo: list[Job], settings: dict, workers: int, bar) -> None:
     if workers == 1 or len(todo) == 1:
         import signal
 
-        saved = signal.getsignal(signal.SIGINT)
+        from . import sandbox as sb
+
+        saved = signal.getsignal(signal.SIGINT), sb._MECH, sys.dont_write_bytecode
         _init_worker(settings)
+        sb.become_subreaper()
+        sys.dont_write_bytecode = True
         try:
             for job in todo:
                 _grade_job(job)
                 bar.update(1)
         finally:
-            signal.signal(signal.SIGINT, saved)
+            signal.signal(signal.SIGINT, saved[0])
+            sb.become_subreaper(False)
             _cleanup_worker()
-            from . import sandbox as sb
-
-            sb.WORK_DIR, sb.RUN_TAG = None, "k"
+            sb.WORK_DIR, sb.RUN_TAG, sb._MECH, sys.dont_write_bytecode = None, "k", saved[1], saved[2]
         return
     import concurrent.futures as cf
     import multiprocessing as mp
@@ -298,6 +402,9 @@ def _run(todo: list[Job], settings: dict, workers: int, bar) -> None:
     from concurrent.futures.process import BrokenProcessPool
 
     ctx = mp.get_context("spawn")
+    # the workers start with this environment: no bytecode written into the repository by their imports
+    saved_flag = os.environ.get("PYTHONDONTWRITEBYTECODE")
+    os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
     slots = ctx.Queue()
     for i in range(workers):
         slots.put(i)
@@ -321,6 +428,11 @@ def _run(todo: list[Job], settings: dict, workers: int, bar) -> None:
         for p in procs:
             p.join(timeout=10)
         raise
+    finally:
+        if saved_flag is None:
+            os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+        else:
+            os.environ["PYTHONDONTWRITEBYTECODE"] = saved_flag
     pool.shutdown(wait=True)
 
 

@@ -25,13 +25,15 @@ class CellResult:
         return self.status == "passed"
 
 
-KERNEL_EVENTS = ("CellTimeoutError", "KernelDied", "NotRun")  # errors written by autograder.execute
+# errors written by autograder.execute, the most telling first
+KERNEL_EVENTS = ("LeftoverProcesses", "CellTimeoutError", "KernelDied", "NotRun")
 
 
 def _errors(cell) -> list:
     errs = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
     # the grader's own account of a timeout or a dead kernel says more than the KeyboardInterrupt under it
-    return sorted(errs, key=lambda o: o.get("ename") not in KERNEL_EVENTS)
+    rank = {name: i for i, name in enumerate(KERNEL_EVENTS)}
+    return sorted(errs, key=lambda o: rank.get(o.get("ename"), len(rank)))
 
 
 def _failure_text(cell) -> tuple[str, str]:
@@ -75,7 +77,7 @@ def read_results(gradebook_url: str, week: str, name: str, student: str, autogra
             cells[gid] = c
             before[gid] = event
             errs = [o for o in c.get("outputs", []) if o.get("output_type") == "error" and o.get("ename") in KERNEL_EVENTS
-                    and o.get("ename") != "NotRun"]
+                    and o.get("ename") not in ("NotRun", "LeftoverProcesses")]
             if errs:
                 what = "ran out of time" if errs[0]["ename"] == "CellTimeoutError" else "stopped the kernel"
                 event = f"{'cell ' + gid if gid else f'cell {i}'} {what}"

@@ -13,18 +13,31 @@ which ones are in force, and a missing one is reported, never pretended):
   *ipc* (Unix-socket files in its connection folder) instead of TCP.
 - **an unprivileged uid** (when the grader runs as root): one uid per grading worker
   (``uid_base`` + n, no account needed), so student code never has the grader's rights, and
-  killing "everything that uid runs" cleans up after a fork bomb.
+  killing "everything that uid runs" cleans up after a fork bomb. Without bubblewrap the uid must
+  be able to reach the Python it runs: when the interpreter lives in a folder other users cannot
+  enter (pyenv under ``/root``), the kernel runs a hard-linked copy of it (:func:`python_runtime`,
+  in ``/var/tmp``) with the virtualenv's site-packages; what stays unreachable is reported.
 - **cgroups** (v1 or v2, when writable): a memory limit and a process limit for the whole
   sandbox (every process it starts), and a reliable "kill them all" at the end.
 - **rlimits** (always): CPU seconds, address space, processes, file size, open files, no core dumps.
 - **time limits** (always, in the grader): a time limit per cell (``autograder/timeouts.py``), a wall
   limit per notebook; a cell that ignores the interrupt is killed (see ``autograder.execute``).
 - **output limit** (always, in the grader): output kept per notebook is capped.
+- **leftover processes** (always): after every cell, every process the cell left running (found
+  through the cgroup, the sandbox uid, the kernel's descendants and the orphans reparented to the
+  grading worker, a child subreaper) is killed before the next cell runs.
+- **no writes to the course library or caches**: kernels run with ``PYTHONDONTWRITEBYTECODE`` and
+  import ``llmlab`` from a read-only bind (bubblewrap) or a private copy next to the kernel.
+
+``LLMLAB_SANDBOX`` chooses how much isolation may be used: ``auto`` (default: the strongest that
+works), ``uid`` (never bubblewrap) or ``none`` (neither: what a machine without either looks like;
+``python -m autograder grade`` then refuses unless ``--no-sandbox``). The test suite honours it.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import itertools
 import json
 import os
@@ -104,6 +117,17 @@ class Mechanisms:
     uid: bool = False  # can switch to an unprivileged uid
     cgroup: "CgroupKind | None" = None
     notes: dict[str, str] = field(default_factory=dict)  # mechanism -> why it is missing (or what it is)
+    runtime: dict | None = None  # the Python a uid kernel runs without bubblewrap (see python_runtime)
+
+    @property
+    def isolated(self) -> bool:
+        """Student code cannot act with the grader's rights: bubblewrap or an unprivileged uid is in force."""
+        return bool(self.bwrap or self.uid)
+
+    def without_isolation(self, why: str) -> "Mechanisms":
+        """The same limits (cgroup, rlimits, time, output), no bubblewrap and no uid switch."""
+        notes = dict(self.notes, bwrap=f"off ({why})", uid=f"off ({why}): kernels run as the grading user")
+        return Mechanisms(bwrap=None, uid=False, cgroup=self.cgroup, notes=notes, runtime=None)
 
     def lines(self) -> list[str]:
         def row(name, ok, what):
@@ -129,24 +153,42 @@ def mechanisms(refresh: bool = False) -> Mechanisms:
     return _MECH
 
 
-def report(limits: Limits | None = None) -> str:
-    m = mechanisms()
+def report(limits: Limits | None = None, mech: Mechanisms | None = None) -> str:
+    m = mech or mechanisms()
     lines = ["sandbox mechanisms:"] + m.lines()
     if limits is not None:
         lines.append(f"  limits: {limits.wall_s:g} s wall per notebook, "
                      f"{'per-cell time limits' if limits.cell_timeout_s is None else f'{limits.cell_timeout_s:g} s per cell'}, "
                      f"{limits.cpu_s} CPU s, {limits.memory_mb} MB, {limits.nproc} processes, "
-                     f"{limits.output_mb:g} MB output, {limits.file_mb} MB per file, network {'on' if limits.network else 'off'}")
+                     f"{limits.output_mb:g} MB output, {limits.file_mb} MB per file, network "
+                     f"{'on' if limits.network else 'off' if m.bwrap else 'not blocked (needs bubblewrap)'}")
+    if not m.bwrap:
+        lines.append("  without bubblewrap, student code can read every file the kernel's user can read"
+                     + (" (as an unprivileged uid: world-readable files only; it can write none of the course's)"
+                        if m.uid else ", and WRITE every file it can write"))
     return "\n".join(lines)
+
+
+SANDBOX_ENV = "LLMLAB_SANDBOX"
+MODES = ("auto", "uid", "none")
+
+
+def isolation_mode() -> str:
+    """``LLMLAB_SANDBOX``: auto (default), uid (never bubblewrap), none (no isolation mechanism)."""
+    mode = (os.environ.get(SANDBOX_ENV) or "auto").strip().lower()
+    if mode not in MODES:
+        raise ValueError(f"{SANDBOX_ENV}={mode!r}: use one of {', '.join(MODES)}")
+    return mode
 
 
 def _probe() -> Mechanisms:
     m = Mechanisms()
     root = os.geteuid() == 0
+    mode = isolation_mode()
     m.cgroup = CgroupKind.detect()
     m.notes["cgroup"] = m.cgroup.describe() if m.cgroup else CgroupKind.why_not
-    bwrap = shutil.which("bwrap")
-    uid = UID_BASE_DEFAULT if root else None
+    bwrap = shutil.which("bwrap") if mode == "auto" else None
+    uid = UID_BASE_DEFAULT if root and mode != "none" else None
     # the strongest combination that really starts Python here wins
     if bwrap:
         for try_uid in ([uid, None] if root else [None]):
@@ -159,33 +201,50 @@ def _probe() -> Mechanisms:
                 m.uid = try_uid is not None
                 break
             m.notes["bwrap"] = f"bwrap is installed but does not work here ({err})"
+    elif mode != "auto":
+        m.notes["bwrap"] = f"not used ({SANDBOX_ENV}={mode}): student code sees every file the grading user can see"
     else:
-        m.notes["bwrap"] = ("not installed (apt-get install bubblewrap): student code can read every file the grading "
-                            "user can read, and use the network")
-    if not m.bwrap and root:
-        err = _trial(None, uid)
+        m.notes["bwrap"] = ("not installed (apt-get install bubblewrap): student code sees every file the grading "
+                            "user can see, and can use the network")
+    if not m.bwrap and uid is not None:
+        runtime, problem = python_runtime(uid)
+        err = problem or _trial(None, uid, runtime)
         m.uid = err is None
         if err:
-            m.notes["uid"] = f"cannot run Python as an unprivileged uid here ({err})"
+            m.notes["uid"] = f"cannot run Python as an unprivileged uid here: {err}"
+        else:
+            m.runtime = runtime
     if m.uid:
         m.notes["uid"] = f"kernels run as uid {UID_BASE_DEFAULT}+n (one per worker), never as the grader"
+        if m.runtime:
+            m.notes["uid"] += f" (Python from {m.runtime['prefix']}: {m.runtime['why']})"
+    elif root and mode == "none":
+        m.notes["uid"] = f"not used ({SANDBOX_ENV}=none): kernels run as the grading user, with all its rights"
     elif "uid" not in m.notes:
         m.notes["uid"] = ("the grader is not root, so kernels run as the grading user "
                           + ("(bubblewrap still hides the grader's files)" if m.bwrap else "with all its rights"))
     return m
 
 
-def _trial(bwrap: str | None, uid: int | None) -> str | None:
-    """Start ``python -c pass`` the way a kernel would start; None if it worked, else why not."""
+def _trial(bwrap: str | None, uid: int | None, runtime: dict | None = None) -> str | None:
+    """Start Python the way a kernel would start (and import the kernel); None if it worked, else why not."""
     tmp = Path(tempfile.mkdtemp(prefix="llmlab-probe-"))
     try:
-        spec = _spec(tmp, tmp, uid, bwrap, Limits(), cgroup=None)
+        spec = _spec(tmp, tmp, uid, bwrap, Limits(), cgroup=None, runtime=runtime)
+        python = runtime["python"] if runtime and not bwrap else sys.executable
         cmd = [sys.executable, "-I", "-S", str(LAUNCH), "outer", str(tmp / "spec.json"), "--",
-               sys.executable, "-c", "import sys"]
+               python, "-c", "import ipykernel_launcher"]
         tmp.chmod(0o755)
         r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=60)
         if r.returncode != 0:
-            return (r.stderr.strip().splitlines() or [f"exit code {r.returncode}"])[-1][:200]
+            log = (tmp / "kernel.log").read_text(errors="replace") if (tmp / "kernel.log").exists() else ""
+            last = (log.strip().splitlines() or r.stderr.strip().splitlines() or [""])[-1][:200]
+            why = f"exit code {r.returncode}" + (f": {last}" if last else "")
+            if uid is not None and not bwrap:
+                blocked = unreachable(python, uid)
+                if blocked:
+                    why += f"; {blocked}"
+            return why
         return None
     except (OSError, subprocess.SubprocessError) as e:
         return str(e)[:200]
@@ -235,6 +294,197 @@ def kill_uid(uid: int) -> None:
         finally:
             os._exit(0)
     os.waitpid(pid, 0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# can the sandbox uid reach a file? (a Python under /root, mode 0700, is the usual reason it cannot)
+
+
+def _may(st: os.stat_result, uid: int, bit: int) -> bool:
+    """Does ``uid`` (in no group of the file's) have permission ``bit`` (4 r, 1 x) on a file with this stat?"""
+    shift = 6 if st.st_uid == uid else (3 if st.st_gid == uid else 0)
+    return bool(st.st_mode >> shift & bit)
+
+
+def unreachable(path: str | Path, uid: int) -> str | None:
+    """Why ``uid`` cannot read ``path`` (the first folder it cannot enter, or the file itself), or None."""
+    for p in dict.fromkeys([Path(os.path.abspath(path)), Path(os.path.realpath(path))]):
+        for folder in reversed(p.parents):
+            try:
+                st = os.stat(folder)
+            except OSError as e:
+                return f"{folder}: {e.strerror}"
+            if not _may(st, uid, 1):
+                return (f"{folder} (mode {st.st_mode & 0o7777:04o}, owner uid {st.st_uid}) cannot be entered by "
+                        f"uid {uid}, so {path} cannot be read")
+        try:
+            st = os.stat(p)
+        except OSError as e:
+            return f"{p}: {e.strerror}"
+        if not _may(st, uid, 4):
+            return f"{p} (mode {st.st_mode & 0o7777:04o}) cannot be read by uid {uid}"
+    return None
+
+
+RUNTIME_BASE = Path("/var/tmp") if os.path.isdir("/var/tmp") else Path(tempfile.gettempdir())
+
+
+def python_runtime(uid: int) -> tuple[dict | None, str | None]:
+    """(runtime, problem): how a kernel running as ``uid`` (without bubblewrap) can start this Python.
+
+    runtime is None when the uid can reach the interpreter as it is. Otherwise it is a copy made of hard
+    links (no disk space; a plain copy across file systems) in ``/var/tmp/llmlab-python-<hash>``: the base
+    installation's binary, shared library and standard library, plus a virtualenv whose site-packages is
+    this one's (which must be readable: it is only linked). ``problem`` says what is unreachable when no
+    copy can help."""
+    ver = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    base = Path(sys.base_prefix)
+    in_venv = sys.prefix != sys.base_prefix
+    site = Path(sys.prefix) / "lib" / ver / "site-packages"
+    need = [Path(sys.executable), base / "lib" / ver / "os.py"]
+    blocked = next((b for b in map(lambda p: unreachable(p, uid), need) if b), None)
+    if blocked is None:
+        return None, None
+    if in_venv and unreachable(site, uid):
+        return None, (f"{unreachable(site, uid)}: make the virtualenv readable by other users, or create it "
+                      "in a folder they can enter")
+    real = Path(sys.executable).resolve()
+    key = hashlib.sha256(json.dumps([str(real), str(base), sys.prefix, sys.version, real.stat().st_mtime_ns,
+                                     os.stat(Path(sys.prefix) / "bin").st_mtime_ns]).encode()).hexdigest()[:16]
+    dest = RUNTIME_BASE / f"llmlab-python-{key}"
+    runtime = {"prefix": str(dest), "python": str(dest / "venv" / "bin" / "python"), "bin": str(dest / "venv" / "bin"),
+               "env": {"LD_LIBRARY_PATH": str(dest / "base" / "lib")},
+               "why": blocked.split(", so")[0] + ", so kernels run a hard-linked copy"}
+    if not _runtime_ok(dest):
+        try:
+            _build_runtime(dest, real, base, ver, site if in_venv else None)
+        except OSError as e:
+            return None, f"{blocked}; a readable copy could not be made in {RUNTIME_BASE} ({e})"
+    problem = unreachable(runtime["python"], uid)
+    return (None, problem) if problem else (runtime, None)
+
+
+def _runtime_ok(dest: Path) -> bool:
+    try:
+        st = dest.stat()
+    except OSError:
+        return False
+    # ours, not writable by anyone else, and finished
+    return st.st_uid == os.geteuid() and not st.st_mode & 0o022 and (dest / ".complete").exists()
+
+
+def _build_runtime(dest: Path, real: Path, base: Path, ver: str, site: Path | None) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".", dir=dest.parent))
+    try:
+        tmp.chmod(0o755)
+        skip = {base / "lib" / ver / "test"} | ({base / "lib" / ver / "site-packages"} if site else set())
+        (tmp / "base" / "bin").mkdir(parents=True)
+        _link_or_copy(real, tmp / "base" / "bin" / real.name)
+        _mirror(base / "lib", tmp / "base" / "lib", skip)
+        vbin = tmp / "venv" / "bin"
+        vbin.mkdir(parents=True)
+        for name in ("python", "python3", ver):
+            (vbin / name).symlink_to(dest / "base" / "bin" / real.name)
+        if site is not None:
+            (tmp / "venv" / "pyvenv.cfg").write_text(f"home = {dest / 'base' / 'bin'}\n"
+                                                     "include-system-site-packages = false\n"
+                                                     f"version = {'.'.join(map(str, sys.version_info[:3]))}\n")
+            (tmp / "venv" / "lib" / ver).mkdir(parents=True)
+            (tmp / "venv" / "lib" / ver / "site-packages").symlink_to(site)
+        # the virtualenv's console scripts (jupyter, deepspeed, torchrun, ...), pointed at the copy
+        old = f"#!{sys.prefix}/bin/"
+        for script in sorted((Path(sys.prefix) / "bin").iterdir()):
+            try:
+                head = script.open("rb").read(len(old) + 64)
+            except OSError:
+                continue
+            if script.is_file() and head.startswith(old.encode()) and not (vbin / script.name).exists():
+                text = script.read_bytes().split(b"\n", 1)
+                line = b"#!" + str(vbin).replace(str(tmp), str(dest)).encode() + b"/" + text[0][len(old):]
+                (vbin / script.name).write_bytes(line + b"\n" + (text[1] if len(text) > 1 else b""))
+                (vbin / script.name).chmod(0o755)
+        (tmp / ".complete").write_text("")
+        try:
+            os.rename(tmp, dest)
+        except OSError:
+            if not _runtime_ok(dest):  # another grader built it at the same time: use theirs
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _mirror(src: Path, dest: Path, skip: set[Path]) -> None:
+    for dirpath, dirnames, filenames in os.walk(src):
+        d = Path(dirpath)
+        out = dest / d.relative_to(src)
+        out.mkdir(exist_ok=True)
+        out.chmod(0o755)
+        keep = []
+        for name in dirnames:
+            if d / name in skip:
+                continue
+            if (d / name).is_symlink():
+                (out / name).symlink_to(os.readlink(d / name))
+            else:
+                keep.append(name)
+        dirnames[:] = keep
+        for name in filenames:
+            f = d / name
+            if f.is_symlink():
+                (out / name).symlink_to(os.readlink(f))
+            elif f.is_file():
+                _link_or_copy(f, out / name)
+
+
+# ---------------------------------------------------------------------------------------------------
+# processes: the table, and the ones a cell left behind
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper(on: bool = True) -> None:
+    """Orphans of this process's descendants (a kernel's double-forked children) become its children,
+    so the grader still finds them without a cgroup or a uid of their own."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0)
+
+
+def proc_table() -> dict[int, tuple[int, int, str, int]]:
+    """pid -> (parent pid, uid, state, start time in clock ticks) of every process on the machine."""
+    out = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{entry.name}/stat").read()
+            uid = entry.stat().st_uid
+        except OSError:
+            continue
+        fields_ = stat.rsplit(")", 1)[1].split()
+        out[int(entry.name)] = (int(fields_[1]), uid, fields_[0], int(fields_[19]))
+    return out
+
+
+def descendants(table: dict, roots: set[int]) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, *_rest) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    out, todo = set(), list(roots)
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c not in out:
+                out.add(c)
+                todo.append(c)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -408,16 +658,38 @@ _ENV_PASS = ("LLMLAB_", "HF_", "TRANSFORMERS_", "TOKENIZERS_", "OMP_", "MKL_", "
              "LC_", "TZ", "TRL_")
 
 
-def kernel_env(home: str, tmp: str) -> dict[str, str]:
-    """The kernel's whole environment: a short allow-list, never the grader's secrets."""
-    env = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PASS)}
+_ENV_HIDE = ("LLMLAB_SOLUTIONS", SANDBOX_ENV)  # where the instructor's files are is the grader's business
+
+
+def kernel_env(home: str, tmp: str, pythonpath: str | None = None, runtime: dict | None = None) -> dict[str, str]:
+    """The kernel's whole environment: a short allow-list, never the grader's secrets. Bytecode is never
+    written (a kernel must not leave .pyc files in the course library or the virtualenv); ``pythonpath``
+    holds the ``llmlab`` the kernel imports; ``runtime`` (see :func:`python_runtime`) comes first on PATH."""
+    env = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PASS) and k not in _ENV_HIDE}
+    bins = ([runtime["bin"]] if runtime else []) + [str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]
     env.update({
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
+        "PATH": os.pathsep.join(bins),
         "HOME": home, "TMPDIR": tmp, "MPLCONFIGDIR": f"{tmp}/matplotlib", "PYTHONNOUSERSITE": "1",
-        "XDG_CACHE_HOME": f"{tmp}/cache", "JUPYTER_PLATFORM_DIRS": "1",
+        "XDG_CACHE_HOME": f"{tmp}/cache", "JUPYTER_PLATFORM_DIRS": "1", "PYTHONDONTWRITEBYTECODE": "1",
     })
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    if runtime:
+        env.update(runtime["env"])
     env.setdefault("LANG", "C.UTF-8")
     return env
+
+
+def library_copy(dest: Path) -> Path:
+    """A private copy of ``llmlab`` (caches included, so imports stay fast) for a kernel without
+    bubblewrap: whatever the kernel writes there (bytecode, or worse) never reaches the repository."""
+    shutil.copytree(REPO / "llmlab", dest / "llmlab", symlinks=True,
+                    ignore=shutil.ignore_patterns("*.ipynb_checkpoints"))
+    for dirpath, dirnames, filenames in os.walk(dest):
+        os.chmod(dirpath, 0o755)
+        for name in filenames:
+            os.chmod(os.path.join(dirpath, name), 0o644)
+    return dest
 
 
 def readable_paths() -> list[Path]:
@@ -466,11 +738,15 @@ def _bwrap_args(bwrap: str, scratch: Path, kdir: Path, limits: Limits, env: dict
 
 
 def _spec(kdir: Path, scratch: Path, uid: int | None, bwrap: str | None, limits: Limits,
-          cgroup: Cgroup | None, cpus: list[int] | None = None) -> dict:
+          cgroup: Cgroup | None, cpus: list[int] | None = None, runtime: dict | None = None) -> dict:
     launch = kdir / "_launch.py"
     shutil.copy(LAUNCH, launch)
     launch.chmod(0o644)
-    env = kernel_env(home="/tmp" if bwrap else str(scratch), tmp="/tmp" if bwrap else str(scratch / ".tmp"))
+    # llmlab: read-only inside bubblewrap (bound from the repository), else a private copy beside the kernel
+    pythonpath = str(REPO) if bwrap else str(library_copy(kdir / "lib"))
+    runtime = runtime if uid is not None and not bwrap else None
+    env = kernel_env(home="/tmp" if bwrap else str(scratch), tmp="/tmp" if bwrap else str(scratch / ".tmp"),
+                     pythonpath=pythonpath, runtime=runtime)
     if cpus:
         # parallel workers share the machine: each kernel sees (and threads over) its own cores only
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -486,6 +762,7 @@ def _spec(kdir: Path, scratch: Path, uid: int | None, bwrap: str | None, limits:
         "cwd": str(scratch),
         "log": str(kdir / "kernel.log"),
         "cpus": cpus or [],
+        "python": runtime["python"] if runtime else None,
     }
     (kdir / "spec.json").write_text(json.dumps(spec))
     (kdir / "spec.json").chmod(0o644)
@@ -522,6 +799,24 @@ def remove_tree(path: Path) -> None:
         except OSError:
             pass
     shutil.rmtree(path, ignore_errors=True)
+
+
+def _same_python(path: str) -> bool:
+    try:
+        return os.path.samefile(path, sys.executable) or Path(path).parent == Path(sys.executable).parent
+    except OSError:
+        return False
+
+
+def _reap(exclude: int | None = None, since: int = 0) -> None:
+    """Collect the exit status of killed orphans that became this process's children (no zombies)."""
+    me = os.getpid()
+    for pid, (ppid, _, state, started) in proc_table().items():
+        if ppid == me and state == "Z" and pid != exclude and started >= since:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
 
 
 class IpcKernelManager(AsyncKernelManager):
@@ -586,14 +881,63 @@ class SandboxKernelManager(IpcKernelManager):
             except OSError:
                 self.cgroup = None
         self._spec = _spec(self.kdir, cwd, self.uid if mech.uid else None, mech.bwrap, self.limits, self.cgroup,
-                           cpus=self.cpus)
+                           cpus=self.cpus, runtime=mech.runtime)
+        self._keep: set[int] = set()
         return await AsyncKernelManager._async_pre_start_kernel(self, **kw)
 
     def format_kernel_cmd(self, extra_arguments=None):
         cmd = super().format_kernel_cmd(extra_arguments)
         # the connection file exists now: hand the folder to the sandbox's uid
         _chown_tree(self.kdir / "conn", self._spec["uid"])
+        if self._spec.get("python") and _same_python(cmd[0]):
+            cmd[0] = self._spec["python"]  # the copy of this Python that the sandbox uid can reach
         return [sys.executable, "-I", "-S", str(LAUNCH), "outer", str(self.kdir / "spec.json"), "--"] + cmd
+
+    # ------------------------------------------------------------------ processes a cell leaves behind
+    def _root_pid(self) -> int | None:
+        proc = getattr(getattr(self, "provisioner", None), "process", None)
+        return proc.pid if proc is not None else None
+
+    def mark_kernel(self) -> None:
+        """Remember the sandbox's own processes (launcher, bubblewrap, the kernel) while the kernel is idle."""
+        root = self._root_pid()
+        table = proc_table()
+        self._keep = ({root} | descendants(table, {root})) if root else set()
+        self._started = table.get(root, (0, 0, "", 0))[3]
+
+    def leftovers(self) -> list[int]:
+        """Live processes of this sandbox other than its own: in its cgroup, run by its uid, below the
+        kernel, or orphans of those that were reparented to this (subreaper) process since the kernel started."""
+        table = proc_table()
+        root, uid, me = self._root_pid(), self._spec.get("uid"), os.getpid()
+        found = set(self.cgroup.pids()) if self.cgroup is not None else set()
+        if uid is not None:
+            found |= {p for p, (_, u, _, _) in table.items() if u == uid}
+        if root:
+            found |= descendants(table, {root})
+        found |= {p for p, (pp, _, _, t) in table.items() if pp == me and t >= getattr(self, "_started", 0)
+                  and p != root}
+        keep = getattr(self, "_keep", set())
+        return sorted(p for p in found if p in table and p not in keep and p != root and p != me
+                      and table[p][2] not in "ZX")
+
+    def kill_leftovers(self) -> int:
+        """SIGKILL every leftover process (again and again: a fork bomb forks while it dies); how many there were."""
+        seen: set[int] = set()
+        for _ in range(300):
+            pids = self.leftovers()
+            if not pids:
+                break
+            seen.update(pids)
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            time.sleep(0.01)
+            _reap(exclude=self._root_pid(), since=getattr(self, "_started", 0))
+        _reap(exclude=self._root_pid(), since=getattr(self, "_started", 0))
+        return len(seen)
 
     def death_reason(self) -> str:
         """Why the kernel process ended, in words (after it has ended)."""
@@ -639,4 +983,7 @@ class SandboxKernelManager(IpcKernelManager):
             self.cgroup = None
         elif uid is not None and not mechanisms().bwrap:
             kill_uid(uid)  # bubblewrap's pid namespace already took every process down with the kernel
+        if getattr(self, "_spec", None) is not None:
+            self._keep = set()
+            self.kill_leftovers()  # orphans that escaped to this process (no cgroup, no uid of their own)
         super().cleanup_sandbox()
