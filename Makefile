@@ -27,11 +27,18 @@ $(STAMP): requirements.txt pyproject.toml
 lab: $(STAMP)  ## open JupyterLab on weeks/ (the learner's main job)
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=weeks
 
-test: $(STAMP)  ## the whole test suite (what CI runs): units, every notebook in FAST mode, nbgrader round trips
-	LLMLAB_FAST=1 $(PY) -m pytest
+# pytest-xdist workers for make test / test-fast: one per core unless JOBS=n (JOBS=1: one process, no workers);
+# NB=weeks/week04 (a week or one notebook, under weeks/ or solutions/; several allowed) runs those notebooks' tests only
+JOBS ?=
+NB   ?=
+TEST_JOBS = $(if $(filter 1,$(JOBS)),-n 0,-n $(or $(JOBS),$(shell nproc 2>/dev/null || echo 2)))
+TEST_NB   = $(if $(NB),tests/test_notebooks.py $(foreach n,$(NB),--nb $(n)))
 
-test-fast: $(STAMP)  ## the unit tests only (no notebook execution)
-	LLMLAB_FAST=1 $(PY) -m pytest -m "not notebooks"
+test: $(STAMP)  ## the whole suite (what CI runs), in parallel: make test [JOBS=n] [NB=weeks/week04]; ends with a time table
+	LLMLAB_FAST=1 $(PY) -m pytest $(TEST_JOBS) $(TEST_NB)
+
+test-fast: $(STAMP)  ## the unit tests only (no notebook execution), in parallel: make test-fast [JOBS=n]
+	LLMLAB_FAST=1 $(PY) -m pytest $(TEST_JOBS) -m "not notebooks"
 
 release: $(STAMP)  ## regenerate weeks/ from solutions/ with nbgrader (commit the result)
 	$(PY) -m autograder release
@@ -42,7 +49,6 @@ check: $(STAMP)  ## self-check one learner notebook: make check NB=weeks/week01/
 
 SUBMISSIONS ?= submitted
 OUT         ?= grading
-JOBS        ?=
 autograde: $(STAMP)  ## grade a cohort, sandboxed and in parallel: make autograde SUBMISSIONS=submitted OUT=grading [JOBS=n]
 	$(PY) -m autograder grade $(SUBMISSIONS) --out $(OUT) $(if $(JOBS),-j $(JOBS))
 

@@ -17,7 +17,7 @@ from autograder.course import RELEASE, SOLUTIONS
 from labserver import running_lab
 
 NOTEBOOK = Path("week01/01_attention.ipynb")
-pytestmark = pytest.mark.notebooks
+pytestmark = [pytest.mark.notebooks, pytest.mark.serial]  # a JupyterLab server (and a browser): the serial group
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage"]
 ARTIFACTS = REPO / "tmp" / "artifacts"
-pytestmark = pytest.mark.notebooks
+pytestmark = [pytest.mark.notebooks, pytest.mark.serial]  # a JupyterLab server (and a browser): the serial group
 
 
 def _release_copy(dest: Path) -> Path:
