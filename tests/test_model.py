@@ -1,11 +1,11 @@
-"""llmlab.model: the GPT's shapes and loss, weight tying, generation, and its GPT-2 twin in transformers."""
+"""llmlab.models.gpt: the GPT's shapes and loss, weight tying, generation, and its GPT-2 twin in transformers."""
 
 import math
 
 import pytest
 import torch
 
-from llmlab.model import GPT, GPTConfig, from_hf_gpt2, to_hf_gpt2
+from llmlab.models.gpt import GPT, GPTConfig, from_hf_gpt2, to_hf_gpt2
 
 CFG = GPTConfig(vocab_size=50, block_size=16, n_layer=2, n_head=4, n_embd=32)
 

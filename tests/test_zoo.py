@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from llmlab import zoo
-from llmlab.chargpt import CharTokenizer
+from llmlab.tokenization.char import CharTokenizer
 from llmlab.data import load_text
 
 NAMES = zoo.available()
