@@ -4,7 +4,8 @@ A checkpointed block saves only its input in the forward pass and runs its forwa
 the backward pass to rebuild what it needs: per block, memory falls from ~16 BTC floats to BTC,
 for one extra forward (about a third more compute for that block).
 
-- :func:`gpt_forward` is ``GPT.forward`` with a chosen set of blocks checkpointed one by one;
+- :func:`gpt_forward` is ``GPT.forward`` with a chosen set of blocks checkpointed one by one, built
+  from the model's own pieces (``GPTModel.embed``, the blocks ``transformer.h``, ``ln_f``, ``GPT.head``);
 - :func:`segment_bounds` / :func:`gpt_forward_segments` checkpoint *segments* of consecutive blocks,
   exactly as ``torch.utils.checkpoint.checkpoint_sequential`` does (every segment but the last);
   with ~sqrt(N) segments of ~sqrt(N) blocks, memory is O(sqrt(N)) boundaries + one segment
@@ -20,28 +21,19 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from ..models.gpt import GPT
 
 
 def embed(model: GPT, idx: torch.Tensor) -> torch.Tensor:
-    """Token + position embeddings (+ dropout), as at the start of ``GPT.forward``: (B, T) -> (B, T, C)."""
-    T = idx.size(1)
-    if T > model.config.block_size:
-        raise ValueError(f"sequence of length {T} is longer than block_size={model.config.block_size}")
-    pos = torch.arange(T, device=idx.device)
-    return model.transformer.drop(model.transformer.wte(idx) + model.transformer.wpe(pos))
+    """Token + position embeddings (+ dropout), the start of ``GPT.forward``: (B, T) -> (B, T, C)."""
+    return model.transformer.embed(idx)
 
 
 def head(model: GPT, x: torch.Tensor, targets: torch.Tensor | None = None):
-    """Final LayerNorm, LM head and loss, as at the end of ``GPT.forward``: returns (logits, loss)."""
-    logits = model.lm_head(model.transformer.ln_f(x))
-    loss = None
-    if targets is not None:
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
-    return logits, loss
+    """Final LayerNorm, LM head and loss, the end of ``GPT.forward``: returns (logits, loss)."""
+    return model.head(model.transformer.ln_f(x), targets)
 
 
 def gpt_forward(model: GPT, idx: torch.Tensor, targets: torch.Tensor | None = None, checkpoint_blocks=()):

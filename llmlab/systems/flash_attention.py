@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from .memory import PeakMemory
+from .memory import PeakMemory, peak_tensor_memory, saved_tensor_bytes  # noqa: F401  (the week's measuring tools)
 
 
 def naive_attention(q, k, v, causal: bool = False):
@@ -151,35 +151,6 @@ def flash_attention(q, k, v, causal: bool = False, block_q: int = 64, block_k: i
 
 
 # ---------------------------------------------------------------------------------------------------
-# measuring memory on a CPU
-
-
-def saved_tensor_bytes(fn, *args, **kwargs):
-    """Run ``fn(*args, **kwargs)``; return (its output, bytes of the distinct storages autograd saved).
-
-    Uses ``torch.autograd.graph.saved_tensors_hooks``: every tensor the graph keeps for the backward
-    pass goes through the pack hook. Inputs that are saved count too (they are kept alive by the graph).
-    """
-    seen: dict[int, int] = {}
-
-    def pack(t):
-        st = t.untyped_storage()
-        seen[st.data_ptr()] = st.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = fn(*args, **kwargs)
-    return out, sum(seen.values())
-
-
-# Peak bytes of live tensor storages created while active (forward and backward alike): the memory *added* by
-# the computation, exact for tensor data, blind to the allocator's caching. One implementation for the course,
-# in llmlab.systems.memory (Week 3 notebook 1); this notebook's name for it:
+# measuring memory on a CPU: the week's tools, in llmlab.systems.memory (imported above). This notebook's
+# name for PeakMemory (peak bytes of live tensor storages created while active, forward and backward alike):
 TensorMemoryTracker = PeakMemory
-
-
-def peak_tensor_memory(fn, *args, **kwargs) -> int:
-    """Peak bytes of tensors allocated while ``fn(*args, **kwargs)`` runs (see ``TensorMemoryTracker``)."""
-    with TensorMemoryTracker() as tracker:
-        fn(*args, **kwargs)
-    return tracker.peak

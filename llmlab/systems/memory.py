@@ -15,7 +15,6 @@ amount of tensor memory alive at once (the CPU stand-in for ``torch.cuda.max_mem
 
 from __future__ import annotations
 
-import contextlib
 import weakref
 from dataclasses import dataclass, field
 
@@ -23,8 +22,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from ..attention import MultiHeadAttention, causal_mask
-from ..models.gpt import GPTConfig
+from ..models.gpt import GPTConfig, attention_implementation
 
 # Bytes per parameter, ZeRO's convention: "optimizer" holds everything the optimizer keeps.
 #   fp32:  4 (fp32 weight) + 4 (fp32 grad) + 8 (Adam m and v, fp32)                      = 16
@@ -150,6 +148,16 @@ def measure_saved_activations(fn, exclude=()) -> tuple[object, SavedTensors]:
     return out, report
 
 
+def saved_tensor_bytes(fn, *args, **kwargs) -> tuple[object, int]:
+    """Run ``fn(*args, **kwargs)``; return (its output, bytes of the distinct storages autograd saved).
+
+    :func:`measure_saved_activations` without exclusions: inputs that the graph saves count too (they
+    are kept alive by it), as on a GPU's memory counter.
+    """
+    out, report = measure_saved_activations(lambda: fn(*args, **kwargs))
+    return out, report.bytes
+
+
 def list_saved_tensors(output: torch.Tensor, exclude=()) -> list[tuple[str, str, tuple[int, ...], torch.dtype, int]]:
     """The tensors saved in ``output``'s autograd graph, in the order the forward pass made them.
 
@@ -180,6 +188,39 @@ def list_saved_tensors(output: torch.Tensor, exclude=()) -> list[tuple[str, str,
                 rows.append((node.name(), attr[len("_saved_"):], tuple(t.shape), t.dtype, 0 if ptr in seen else t.untyped_storage().nbytes()))
                 seen.add(ptr)
     return rows
+
+
+def reachable_tensor_bytes(obj, exclude=()) -> int:
+    """Bytes of the distinct tensor storages reachable from ``obj`` (attributes, dicts, lists, an
+    optimizer's ``state``), not counting the storages of ``exclude`` (pass the model's parameters)
+    nor any tensor's ``.grad``. A measurement of what an optimizer object keeps alive, whatever its layout."""
+    skip = {t.untyped_storage().data_ptr() for t in exclude if isinstance(t, torch.Tensor)}
+    seen_obj, storages = set(), {}
+
+    def visit(x, depth=0):
+        if depth > 6 or id(x) in seen_obj:
+            return
+        seen_obj.add(id(x))
+        if isinstance(x, torch.Tensor):
+            st = x.untyped_storage()
+            if st.data_ptr() not in skip and st.nbytes():
+                storages[st.data_ptr()] = st.nbytes()
+            return  # its .grad is not followed: gradients are not optimizer state
+        if isinstance(x, dict):
+            for k, v in x.items():
+                visit(k, depth + 1)
+                visit(v, depth + 1)
+        elif isinstance(x, (list, tuple, set)):
+            for v in x:
+                visit(v, depth + 1)
+        elif isinstance(x, torch.optim.Optimizer):
+            visit(x.state, depth + 1)
+            visit(x.param_groups, depth + 1)
+        elif hasattr(x, "__dict__") and not isinstance(x, (type, torch.nn.Module)):
+            visit(vars(x), depth + 1)
+
+    visit(obj)
+    return sum(storages.values())
 
 
 class PeakMemory(TorchDispatchMode):
@@ -222,20 +263,15 @@ class PeakMemory(TorchDispatchMode):
         return out
 
 
-@contextlib.contextmanager
+def peak_tensor_memory(fn, *args, **kwargs) -> int:
+    """Peak bytes of tensors allocated while ``fn(*args, **kwargs)`` runs (see :class:`PeakMemory`)."""
+    with PeakMemory() as tracker:
+        fn(*args, **kwargs)
+    return tracker.peak
+
+
 def naive_attention(model: torch.nn.Module):
-    """Inside the ``with``, every MultiHeadAttention of ``model`` takes the explicit path that
-    materialises the (T, T) scores (``llmlab.attention.scaled_dot_product_attention`` with a causal
-    mask) instead of the fused ``F.scaled_dot_product_attention``. Same outputs, more memory."""
-    patched = [m for m in model.modules() if isinstance(m, MultiHeadAttention)]
-    for m in patched:
-        def forward(x, mask=None, causal=True, _m=m):
-            if mask is None and causal:
-                mask = causal_mask(x.size(1), device=x.device)
-            return MultiHeadAttention.forward(_m, x, mask=mask, causal=causal)
-        m.forward = forward
-    try:
-        yield model
-    finally:
-        for m in patched:
-            del m.forward  # back to the class's method
+    """Deprecated name (one release) of ``attention_implementation(model, "eager")``: inside the ``with``,
+    every attention layer of ``model`` takes the explicit path that materialises the (T, T) scores
+    (:func:`llmlab.attention.scaled_dot_product_attention`) instead of the fused kernel. Same outputs, more memory."""
+    return attention_implementation(model, "eager")

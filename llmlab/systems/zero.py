@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from .memory import BYTES_PER_PARAM
+from .memory import BYTES_PER_PARAM, reachable_tensor_bytes  # noqa: F401  (weighs an optimizer's state)
 
 
 def shard_size(numel: int, world_size: int) -> int:
@@ -107,36 +107,3 @@ def zero_state_bytes(n_params: int, world_size: int, stage: int, mode: str = "mi
     out = {k: b * (shard if sharded[k] else n_params) for k, b in BYTES_PER_PARAM[mode].items()}
     out["total"] = sum(out.values())
     return out
-
-
-def reachable_tensor_bytes(obj, exclude=()) -> int:
-    """Bytes of the distinct tensor storages reachable from ``obj`` (attributes, dicts, lists, an
-    optimizer's ``state``), not counting the storages of ``exclude`` (pass the model's parameters)
-    nor any tensor's ``.grad``. A measurement of what an optimizer object keeps alive, whatever its layout."""
-    skip = {t.untyped_storage().data_ptr() for t in exclude if isinstance(t, torch.Tensor)}
-    seen_obj, storages = set(), {}
-
-    def visit(x, depth=0):
-        if depth > 6 or id(x) in seen_obj:
-            return
-        seen_obj.add(id(x))
-        if isinstance(x, torch.Tensor):
-            st = x.untyped_storage()
-            if st.data_ptr() not in skip and st.nbytes():
-                storages[st.data_ptr()] = st.nbytes()
-            return  # its .grad is not followed: gradients are not optimizer state
-        if isinstance(x, dict):
-            for k, v in x.items():
-                visit(k, depth + 1)
-                visit(v, depth + 1)
-        elif isinstance(x, (list, tuple, set)):
-            for v in x:
-                visit(v, depth + 1)
-        elif isinstance(x, torch.optim.Optimizer):
-            visit(x.state, depth + 1)
-            visit(x.param_groups, depth + 1)
-        elif hasattr(x, "__dict__") and not isinstance(x, (type, torch.nn.Module)):
-            visit(vars(x), depth + 1)
-
-    visit(obj)
-    return sum(storages.values())
