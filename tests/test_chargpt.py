@@ -99,9 +99,8 @@ def test_split_loss_matches_manual_windows(tok, tiny_model):
 
 
 def test_lr_schedule():
-    # the course's one schedule, through the config's fields; Week 1's names map onto Week 2's
-    cfg = TrainConfig(max_iters=110, learning_rate=1e-3, min_lr=1e-4, warmup_iters=10)
-    assert (cfg.max_steps, cfg.max_lr, cfg.warmup_steps) == (110, 1e-3, 10)
+    # the course's one schedule, through the config's fields
+    cfg = TrainConfig(max_steps=110, max_lr=1e-3, min_lr=1e-4, warmup_steps=10)
     assert cfg.lr_at(0) == pytest.approx(1e-4)  # (0 + 1) / 10 of max_lr: the first step already moves
     assert cfg.lr_at(9) == pytest.approx(1e-3) and cfg.lr_at(10) == pytest.approx(1e-3)
     assert cfg.lr_at(60) == pytest.approx(5.5e-4)  # half way through the cosine: the mean of max and min
@@ -109,6 +108,14 @@ def test_lr_schedule():
     assert cfg.lr_at(5) == lr_at(5, 1e-3, 1e-4, 10, 110)
     assert TrainConfig(max_lr=2e-3).final_lr == pytest.approx(2e-4)  # min_lr defaults to max_lr / 10
     assert TrainConfig(decay_lr=False, learning_rate=3e-4).lr_at(50) == 3e-4
+
+
+def test_week1_names_keep_week1_runs():
+    # nanoGPT's ramp (it + 1) / (w + 1), which Week 1's warmup_iters=w meant, is the schedule with w + 1 steps
+    old = TrainConfig(max_iters=100, learning_rate=1e-3, warmup_iters=9, eval_iters=3, betas=(0.8, 0.9))
+    assert (old.max_steps, old.max_lr, old.warmup_steps, old.eval_batches, old.beta1, old.beta2) == (100, 1e-3, 10, 3, 0.8, 0.9)
+    assert [old.lr_at(i) for i in range(10)] == pytest.approx([1e-3 * (i + 1) / 10 for i in range(10)])
+    assert TrainConfig(warmup_iters=0).warmup_steps == 0
 
 
 def test_train_lowers_loss_and_records_history(tok, tiny_model):

@@ -7,8 +7,9 @@ The model-shape and data fields are read only when the trainer builds the GPT an
 (from ``data_dir``); with ``model=`` and ``batches=`` given they are ignored.
 
 Week 1's names (``max_iters``, ``learning_rate``, ``warmup_iters``, ``eval_iters``, ``betas``) are
-accepted by the constructor for one release and mapped to the names below; config files and
-``--set`` use the names below only.
+accepted by the constructor for one release and mapped to the names below, keeping Week 1's runs as they
+were (``warmup_iters=w`` is ``warmup_steps=w + 1``: nanoGPT's ramp ``(it + 1) / (w + 1)`` is the one
+schedule's ramp with one more step); config files and ``--set`` use the names below only.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class ConfigError(ValueError):
 
 # Week 1 (llmlab.chargpt) name -> the name here
 LEGACY_NAMES = {"max_iters": "max_steps", "learning_rate": "max_lr", "warmup_iters": "warmup_steps",
-                "eval_iters": "eval_batches"}
+                "eval_iters": "eval_batches"}  # warmup_iters=w is warmup_steps=w + 1: the same ramp (see __post_init__)
 
 
 @dataclass
@@ -85,10 +86,13 @@ class TrainConfig:
     betas: InitVar[tuple[float, float] | None] = None
 
     def __post_init__(self, max_iters, learning_rate, warmup_iters, eval_iters, betas):
-        for old, value in dict(max_iters=max_iters, learning_rate=learning_rate, warmup_iters=warmup_iters,
-                               eval_iters=eval_iters).items():
+        for old, value in dict(max_iters=max_iters, learning_rate=learning_rate, eval_iters=eval_iters).items():
             if value is not None:
                 setattr(self, LEGACY_NAMES[old], value)
+        if warmup_iters is not None:
+            # Week 1's ramp was nanoGPT's max_lr * (it + 1) / (warmup_iters + 1), reaching max_lr at it = warmup_iters:
+            # the schedule here with one more warm-up step (the cosine then starts one step later)
+            self.warmup_steps = warmup_iters + 1 if warmup_iters else 0
         if betas is not None:
             self.beta1, self.beta2 = betas
 
