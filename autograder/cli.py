@@ -47,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("weeks_dir", nargs="?", type=Path, default=Path("weeks"))
     s.add_argument("--cache", type=Path, default=None, help="cache file (default ~/.cache/llmlab/progress.json)")
 
+    s = sub.add_parser("update", help="copy new or updated release notebooks into the learner's workspace/ "
+                                       "(never overwrites answers)")
+    s.add_argument("--src", type=Path, default=Path("weeks"), help="the release folder (default: weeks)")
+    s.add_argument("--dest", type=Path, default=Path("workspace"), help="the workspace (default: workspace)")
+
     s = sub.add_parser("normalize", help="clear outputs, set the course kernel, lint nbgrader metadata")
     s.add_argument("notebooks", nargs="+", type=Path)
 
@@ -115,6 +120,14 @@ def _cmd_progress(args) -> int:
         print(f"error: {args.weeks_dir} is not a folder (give your weeks/ folder)", file=sys.stderr)
         return 2
     print(format_progress(progress(args.weeks_dir, cache=args.cache)))
+    return 0
+
+
+def _cmd_update(args) -> int:
+    from .workspace import update
+
+    for line in update(args.src, args.dest).lines():
+        print(line)
     return 0
 
 

@@ -38,6 +38,7 @@ from traitlets import Bool, Dict, Integer, List
 from nbgrader.preprocessors import Execute
 
 from .sandbox import IpcKernelManager, Limits, SandboxKernelManager, make_scratch, mechanisms, remove_tree
+from .timeouts import notebook_key, timeout_for
 
 MAX_RESTARTS = 5
 
@@ -130,7 +131,9 @@ class GradingExecute(Execute):
         return n
 
     def _get_timeout(self, cell):
-        timeout = super()._get_timeout(cell)
+        # the course's limit for this cell of this notebook (grade ids repeat across notebooks)
+        timeout = (timeout_for(cell, notebook_key(getattr(self, "resources", None))) if cell is not None
+                   else super()._get_timeout(cell))
         caps = [self._deadline - time.monotonic()]
         if self._limits.cell_timeout_s:
             caps.append(self._limits.cell_timeout_s)

@@ -10,7 +10,7 @@ Both versions compute causal attention on q, k, v of shape (B, H, T, D) and then
 - saved:  bytes of the tensors autograd keeps between forward and backward (``saved_tensors_hooks``),
           q, k and v included when the graph keeps them.
 - peak:   the peak of live tensor bytes added during forward + backward, counted operator by operator
-          (``llmlab.memory.PeakMemory``, a TorchDispatchMode). Exact for tensor data.
+          (``llmlab.systems.memory.PeakMemory``, a TorchDispatchMode). Exact for tensor data.
 - rss:    the rise of the process's peak resident set size (``ru_maxrss``) in a fresh process that runs
           only that one case: what the operating system saw, allocator and all (coarse: ~1 MiB pages,
           plus whatever the allocator keeps; the peak is reset through /proc/self/clear_refs; skipped
@@ -35,7 +35,7 @@ import time
 import torch
 
 from llmlab.config import set_threads
-from llmlab.flash_attention import flash_attention, naive_attention, peak_tensor_memory, saved_tensor_bytes
+from llmlab.systems.flash_attention import flash_attention, naive_attention, peak_tensor_memory, saved_tensor_bytes
 
 MiB = 2**20
 

@@ -3,13 +3,13 @@
     python benchmarks/bench_checkpointing.py [--n-layer 8] [--n-embd 256] [--seq 256] [--batch 8]
                                              [--reps 3] [--threads N] [--device cpu|cuda] [--plot out.png]
 
-For k = 0 ... n_layer (the first k blocks checkpointed one by one, ``llmlab.checkpointing.gpt_forward``),
+For k = 0 ... n_layer (the first k blocks checkpointed one by one, ``llmlab.systems.checkpointing.gpt_forward``),
 then for every number of segments s (``gpt_forward_segments``, as ``checkpoint_sequential``), it prints:
 
 - saved: bytes autograd saves in the forward pass (saved-tensor hooks), next to the formula
-  ``llmlab.memory.activation_bytes`` (equal on the CPU, where the formula is exact);
+  ``llmlab.systems.memory.activation_bytes`` (equal on the CPU, where the formula is exact);
 - peak: the most tensor memory alive during forward + backward, above the parameters
-  (``llmlab.memory.PeakMemory`` on the CPU, ``torch.cuda.max_memory_allocated`` on a GPU);
+  (``llmlab.systems.memory.PeakMemory`` on the CPU, ``torch.cuda.max_memory_allocated`` on a GPU);
 - the best time (of ``--reps``) of a forward + backward pass, wall and CPU (CPU time is less disturbed when other
   processes share the cores; on a GPU only wall time, after ``torch.cuda.synchronize``).
 
@@ -24,10 +24,10 @@ import time
 
 import torch
 
-from llmlab.checkpointing import gpt_forward, gpt_forward_segments, segment_bounds
+from llmlab.systems.checkpointing import gpt_forward, gpt_forward_segments, segment_bounds
 from llmlab.config import set_threads
-from llmlab.memory import PeakMemory, activation_bytes, measure_saved_activations
-from llmlab.model import GPT, GPTConfig
+from llmlab.systems.memory import PeakMemory, activation_bytes, measure_saved_activations
+from llmlab.models.gpt import GPT, GPTConfig
 
 MiB = 2**20
 

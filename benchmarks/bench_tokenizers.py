@@ -1,4 +1,4 @@
-"""Byte-level BPE: the course's from-scratch trainer (llmlab.bpe) against HF ``tokenizers`` (Rust).
+"""Byte-level BPE: the course's from-scratch trainer (llmlab.tokenization.bpe) against HF ``tokenizers`` (Rust).
 
     python benchmarks/bench_tokenizers.py [--vocab-size 5000] [--repeats 3] [--corpus tinyshakespeare]
 
@@ -20,7 +20,7 @@ import time
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 
-from llmlab.bpe import Tokenizer, hf_merges, hf_train_bpe, train_bpe  # noqa: E402
+from llmlab.tokenization.bpe import Tokenizer, hf_merges, hf_train_bpe, train_bpe  # noqa: E402
 from llmlab.data import load_text  # noqa: E402
 
 
@@ -51,7 +51,7 @@ def main() -> None:
     (vocab, merges), ours_wall, ours_cpu = timed(lambda: train_bpe(text, args.vocab_size), args.repeats)
     hf, hf_wall, hf_cpu = timed(lambda: hf_train_bpe(text, args.vocab_size), args.repeats)
     print("\ntraining (best of %d)         wall s    CPU s   merges" % args.repeats)
-    print(f"  llmlab.bpe (Python)     {ours_wall:9.2f} {ours_cpu:8.2f} {len(merges):8d}")
+    print(f"  llmlab.tokenization.bpe (Python)     {ours_wall:9.2f} {ours_cpu:8.2f} {len(merges):8d}")
     print(f"  HF tokenizers (Rust)    {hf_wall:9.2f} {hf_cpu:8.2f} {len(hf_merges(hf)):8d}")
     print(f"  ratio ours / HF         {ours_wall / hf_wall:9.1f}x {ours_cpu / max(hf_cpu, 1e-9):7.1f}x")
 
@@ -62,8 +62,8 @@ def main() -> None:
     lines = text.splitlines(keepends=True)
     _, hfb_wall, hfb_cpu = timed(lambda: hf.encode_batch(lines))
     print("\nencoding the corpus            MB/s (wall)  MB/s (CPU)  bytes/token")
-    print(f"  llmlab.bpe, cold cache   {mb / cold_wall:12.2f} {mb / cold_cpu:11.2f} {mb * 1e6 / len(ours_ids):12.3f}")
-    print(f"  llmlab.bpe, warm cache   {mb / warm_wall:12.2f} {mb / warm_cpu:11.2f}")
+    print(f"  llmlab.tokenization.bpe, cold cache   {mb / cold_wall:12.2f} {mb / cold_cpu:11.2f} {mb * 1e6 / len(ours_ids):12.3f}")
+    print(f"  llmlab.tokenization.bpe, warm cache   {mb / warm_wall:12.2f} {mb / warm_cpu:11.2f}")
     print(f"  HF encode (one string)   {mb / hfe_wall:12.2f} {mb / max(hfe_cpu, 1e-9):11.2f} {mb * 1e6 / len(hf_ids):12.3f}")
     print(f"  HF encode_batch (lines)  {mb / hfb_wall:12.2f} {mb / max(hfb_cpu, 1e-9):11.2f}")
     assert tok.decode(ours_ids) == text  # a sanity check of the run, not a timing

@@ -32,9 +32,9 @@ import numpy as np
 import torch
 
 from llmlab.config import set_threads
-from llmlab.optim import lr_at
-from llmlab.tokendata import write_tokens
-from llmlab.trainer import TrainConfig, Trainer
+from llmlab.train.schedule import lr_at
+from llmlab.train.batches import write_tokens
+from llmlab.train.trainer import TrainConfig, Trainer
 
 BENCH_MODEL = dict(n_layer=6, n_head=6, n_embd=384, block_size=256, vocab_size=5000, dropout=0.0)
 

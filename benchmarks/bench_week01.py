@@ -55,9 +55,9 @@ import sys  # noqa: E402
 
 import torch  # noqa: E402
 
-from llmlab.chargpt import CharTokenizer, TrainConfig, split_loss, train, train_val_split  # noqa: E402
+from llmlab.train.simple import CharTokenizer, TrainConfig, split_loss, train, train_val_split  # noqa: E402
 from llmlab.data import load_text  # noqa: E402
-from llmlab.model import GPT, GPTConfig  # noqa: E402
+from llmlab.models.gpt import GPT, GPTConfig  # noqa: E402
 
 # The course configuration: notebook 04's default CPU run uses the same model, batch and learning rate (and trains
 # 3000 steps; here the cosine ends at 1000 so that the run is short).

@@ -3,9 +3,9 @@
     python benchmarks/bench_zero.py [--n-layer 4] [--n-embd 256] [--vocab 8192] [--block-size 128]
                                     [--world-sizes 1,2,4] [--steps 3] [--batch 4]
 
-For each world size N, ``llmlab.zero.ZeroAdamW`` (flat-buffer ZeRO-1: reduce-scatter, AdamW on the
-shard, all-gather) trains the course GPT on N forked gloo CPU processes (``llmlab.distributed``); rank 0
-weighs what its optimizer keeps (``llmlab.zero.reachable_tensor_bytes``: every distinct tensor storage
+For each world size N, ``llmlab.systems.zero.ZeroAdamW`` (flat-buffer ZeRO-1: reduce-scatter, AdamW on the
+shard, all-gather) trains the course GPT on N forked gloo CPU processes (``llmlab.systems.distributed``); rank 0
+weighs what its optimizer keeps (``llmlab.systems.zero.reachable_tensor_bytes``: every distinct tensor storage
 the optimizer object holds, parameters and gradients excluded). The baseline is ``torch.optim.AdamW``
 on one process (m and v: 8 bytes/parameter). Also printed: the formula (12 bytes x ceil(Psi/N): fp32
 master shard, m, v) and the median wall time of an optimizer step (reduce-scatter + AdamW + all-gather)
@@ -20,9 +20,9 @@ import time
 
 import torch
 
-from llmlab.distributed import run_on_ranks
-from llmlab.model import GPT, GPTConfig
-from llmlab.zero import ZeroAdamW, reachable_tensor_bytes, shard_size
+from llmlab.systems.distributed import run_on_ranks
+from llmlab.models.gpt import GPT, GPTConfig
+from llmlab.systems.zero import ZeroAdamW, reachable_tensor_bytes, shard_size
 
 MiB = 2**20
 

@@ -6,9 +6,9 @@
     path = zoo.pretrained("tang-poetry")          # a folder in Hugging Face format
     hf = AutoModelForCausalLM.from_pretrained(path)   # a transformers GPT2LMHeadModel
     tok = AutoTokenizer.from_pretrained(path)         # a PreTrainedTokenizerFast
-    model, tok = zoo.load("shakespeare-char")     # the same weights as a course llmlab.model.GPT
+    model, tok = zoo.load("shakespeare-char")     # the same weights as a course llmlab.models.gpt.GPT
 
-A model that is not in the cache is **trained on the spot** by :mod:`llmlab.trainer`, with a fixed
+A model that is not in the cache is **trained on the spot** by :mod:`llmlab.train.trainer`, with a fixed
 seed and a fixed configuration for the size tier (:func:`llmlab.config.tier`), then cached under
 ``$LLMLAB_CACHE/zoo/<name>-<tier>/`` (default ``~/.cache/llmlab/zoo``):
 
@@ -23,8 +23,8 @@ gpu       a CUDA/MPS machine: ~10M parameters, trained longer     minutes on a G
 The models (``MODELS``):
 
 - ``shakespeare-char``: Tiny Shakespeare, one token per character (the 65 characters of
-  :class:`llmlab.chargpt.CharTokenizer`, ids unchanged, plus 3 special tokens at the end).
-- ``shakespeare-bpe``: Tiny Shakespeare, GPT-2-style byte-level BPE (:mod:`llmlab.hf_tokenizer`).
+  :class:`llmlab.tokenization.char.CharTokenizer`, ids unchanged, plus 3 special tokens at the end).
+- ``shakespeare-bpe``: Tiny Shakespeare, GPT-2-style byte-level BPE (:mod:`llmlab.tokenization.hf`).
 - ``tang-poetry``: 全唐诗, one token per **character**. Why not byte-level BPE: a Chinese character
   already is a unit of meaning and sound, and 9.5k of them cover the corpus, so a BPE vocabulary of
   4-8k spends most of its merges rebuilding characters from their 3 UTF-8 bytes (0.9-0.97 tokens
@@ -41,7 +41,7 @@ The models (``MODELS``):
   (``tokenizer.apply_chat_template`` works; generation stops at ``<|endoftext|>`` or ``<|end|>``).
 
 Each folder holds ``config.json`` + ``model.safetensors`` (GPT-2 architecture, written by
-:func:`llmlab.model.to_hf_gpt2`), ``tokenizer.json`` + ``tokenizer_config.json``,
+:func:`llmlab.models.gpt.to_hf_gpt2`), ``tokenizer.json`` + ``tokenizer_config.json``,
 ``generation_config.json``, the training log ``metrics.csv`` and ``zoo.json``: the configuration,
 the validation loss / perplexity / bits per character on the held-out text, the training time, and
 the largest logit difference between the course model and the reloaded Hugging Face model
@@ -71,10 +71,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .chargpt import CharTokenizer
+from .tokenization.char import CharTokenizer
 from .config import tier as current_tier
 from .data import cache_dir, load_text
-from .model import GPT, GPTConfig, from_hf_gpt2, to_hf_gpt2
+from .models.gpt import GPT, GPTConfig, from_hf_gpt2, to_hf_gpt2
 
 EOS, PAD, UNK = "<|endoftext|>", "<|pad|>", "<|unk|>"
 CHAR_SPECIALS = (EOS, PAD, UNK)  # appended after the characters: ids V, V+1, V+2
@@ -99,8 +99,8 @@ class ModelSpec:
     tokenizer: str  # "char" or "bpe"
     description: str
     bpe_vocab: dict = field(default_factory=dict)  # tier -> BPE vocabulary size (bpe only)
-    tiers: dict = field(default_factory=dict)  # tier -> llmlab.trainer.TrainConfig overrides
-    arch: str = "gpt2"  # "gpt2": llmlab.model.GPT trained by llmlab.trainer; "llama": see _build_llama below
+    tiers: dict = field(default_factory=dict)  # tier -> llmlab.train.TrainConfig overrides
+    arch: str = "gpt2"  # "gpt2": llmlab.models.gpt.GPT trained by llmlab.train; "llama": see _build_llama below
 
 
 _COMMON = dict(optimizer="torch", weight_decay=0.1, beta1=0.9, beta2=0.99, grad_clip=1.0, log_interval=10)
@@ -278,7 +278,7 @@ def _prepare(spec: ModelSpec, tier: str, block_size: int) -> _Corpus:
         hf = char_hf_tokenizer(ct.chars, block_size)
         return _Corpus(ct.encode_tensor(train_text).numpy(), ct.encode_tensor(val_text).numpy(), val_text, hf,
                        ct.chars, ct.vocab_size)
-    from .hf_tokenizer import to_hf, train_bytelevel_bpe
+    from .tokenization.hf import to_hf, train_bytelevel_bpe
 
     tk = train_bytelevel_bpe([train_text], spec.bpe_vocab[tier])
     hf = to_hf(tk, model_max_length=block_size)
@@ -327,8 +327,8 @@ def _build(spec: ModelSpec, tier: str, out: Path, progress: bool, log) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
     from . import __version__
-    from .tokendata import write_tokens
-    from .trainer import TrainConfig, Trainer
+    from .train.batches import write_tokens
+    from .train.trainer import TrainConfig, Trainer
 
     name = spec.name
     out.mkdir(parents=True, exist_ok=True)
@@ -509,7 +509,7 @@ def info(path: str | os.PathLike) -> dict:
 
 
 def load(name: str, tier: str | None = None, **kwargs):
-    """``(model, tokenizer)``: the zoo model as a course :class:`llmlab.model.GPT` (or, for a Llama entry,
+    """``(model, tokenizer)``: the zoo model as a course :class:`llmlab.models.gpt.GPT` (or, for a Llama entry,
     :class:`llmlab.models.llama.LlamaForCausalLM`; eval mode, CPU) and its Hugging Face tokenizer.
     ``kwargs`` go to :func:`pretrained`."""
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from autograder.course import REPO
-from llmlab.distributed import free_port
+from llmlab.systems.distributed import free_port
 
 
 @contextlib.contextmanager

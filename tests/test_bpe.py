@@ -1,4 +1,4 @@
-"""llmlab.bpe: byte-level BPE from scratch, checked by hand, against a naive trainer and against HF tokenizers.
+"""llmlab.tokenization.bpe: byte-level BPE from scratch, checked by hand, against a naive trainer and against HF tokenizers.
 
 Comparisons are exact (token ids and merges are integers and byte strings: there is no round-off
 to allow for); the two that are not, memory use and whole-corpus compression, say why. Where HF
@@ -23,7 +23,7 @@ from collections import Counter
 import pytest
 from tokenizers import Tokenizer as HFTokenizer, models, pre_tokenizers
 
-from llmlab.bpe import (
+from llmlab.tokenization.bpe import (
     Tokenizer,
     bytes_to_unicode,
     count_words,

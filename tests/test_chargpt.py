@@ -1,4 +1,4 @@
-"""Unit tests for llmlab.chargpt (the Week 1 char-level pipeline)."""
+"""Unit tests for llmlab.train.simple (the Week 1 char-level pipeline) and its tokenizer."""
 
 import math
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llmlab.chargpt import (
+from llmlab.train.simple import (
     GPT, CharTokenizer, GPTConfig, TrainConfig, estimate_loss, get_batch, lr_at, split_loss, train, train_val_split,
 )
 
@@ -99,12 +99,23 @@ def test_split_loss_matches_manual_windows(tok, tiny_model):
 
 
 def test_lr_schedule():
-    cfg = TrainConfig(max_iters=100, learning_rate=1e-3, min_lr=1e-4, warmup_iters=10)
-    assert lr_at(0, cfg) < lr_at(5, cfg) < lr_at(9, cfg) <= 1e-3  # linear warm-up
-    assert lr_at(10, cfg) == pytest.approx(1e-3)
-    assert lr_at(55, cfg) == pytest.approx(5.5e-4)  # half way through the cosine: the mean of max and min
-    assert lr_at(100, cfg) == pytest.approx(1e-4) and lr_at(500, cfg) == pytest.approx(1e-4)
-    assert lr_at(50, TrainConfig(decay_lr=False, learning_rate=3e-4)) == 3e-4
+    # the course's one schedule, through the config's fields
+    cfg = TrainConfig(max_steps=110, max_lr=1e-3, min_lr=1e-4, warmup_steps=10)
+    assert cfg.lr_at(0) == pytest.approx(1e-4)  # (0 + 1) / 10 of max_lr: the first step already moves
+    assert cfg.lr_at(9) == pytest.approx(1e-3) and cfg.lr_at(10) == pytest.approx(1e-3)
+    assert cfg.lr_at(60) == pytest.approx(5.5e-4)  # half way through the cosine: the mean of max and min
+    assert cfg.lr_at(110) == pytest.approx(1e-4) and cfg.lr_at(500) == pytest.approx(1e-4)
+    assert cfg.lr_at(5) == lr_at(5, 1e-3, 1e-4, 10, 110)
+    assert TrainConfig(max_lr=2e-3).final_lr == pytest.approx(2e-4)  # min_lr defaults to max_lr / 10
+    assert TrainConfig(decay_lr=False, learning_rate=3e-4).lr_at(50) == 3e-4
+
+
+def test_week1_names_keep_week1_runs():
+    # nanoGPT's ramp (it + 1) / (w + 1), which Week 1's warmup_iters=w meant, is the schedule with w + 1 steps
+    old = TrainConfig(max_iters=100, learning_rate=1e-3, warmup_iters=9, eval_iters=3, betas=(0.8, 0.9))
+    assert (old.max_steps, old.max_lr, old.warmup_steps, old.eval_batches, old.beta1, old.beta2) == (100, 1e-3, 10, 3, 0.8, 0.9)
+    assert [old.lr_at(i) for i in range(10)] == pytest.approx([1e-3 * (i + 1) / 10 for i in range(10)])
+    assert TrainConfig(warmup_iters=0).warmup_steps == 0
 
 
 def test_train_lowers_loss_and_records_history(tok, tiny_model):
@@ -113,8 +124,10 @@ def test_train_lowers_loss_and_records_history(tok, tiny_model):
     cfg = TrainConfig(max_iters=60, batch_size=16, learning_rate=3e-3, warmup_iters=5, eval_interval=20,
                       eval_iters=2, progress=False, seed=0)
     h = train(tiny_model, tr, va, cfg)
-    assert h["iter"] == [20, 40, 60] and len(h["step_loss"]) == 60 and h["stopped_at"] == 60
-    assert h["tokens"][-1] == 60 * 16 * 16
+    # an evaluation before the first step (the untrained model), then every eval_interval
+    assert h["iter"] == [0, 20, 40, 60] and len(h["step_loss"]) == len(h["lr"]) == 60 and h["stopped_at"] == 60
+    assert h["tokens"][-1] == 60 * 16 * 16 and len(h["train_loss"]) == len(h["val_loss"]) == 4
+    assert abs(h["val_loss"][0] - math.log(tok.vocab_size)) < 0.05
     # a repeated 80-character text is learned fast: from ln(V) ~ 3.1 to well under 2 in 60 steps
     assert h["step_loss"][0] > 2.8 and h["val_loss"][-1] < 2.0
     assert not tiny_model.training  # returned in eval mode

@@ -1,4 +1,4 @@
-"""llmlab.distributed: forked gloo ranks that never leak env vars, hang, or write to stderr."""
+"""llmlab.systems.distributed: forked gloo ranks that never leak env vars, hang, or write to stderr."""
 
 import os
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from llmlab.distributed import RankError, run_on_ranks, scrubbed_env
+from llmlab.systems.distributed import RankError, run_on_ranks, scrubbed_env
 
 
 def _all_reduce(rank, world_size, offset):

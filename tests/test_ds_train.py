@@ -1,4 +1,4 @@
-"""llmlab.ds_train: the DeepSpeed configs and presets (fast), and a real 2-rank CPU run (slow)."""
+"""llmlab.systems.ds_train: the DeepSpeed configs and presets (fast), and a real 2-rank CPU run (slow)."""
 
 import json
 import types
@@ -6,8 +6,8 @@ import types
 import pytest
 import torch
 
-from llmlab.ds_train import CONFIG_DIR, build_ds_config, launch, model_config, parse_args
-from llmlab.model import GPT
+from llmlab.systems.ds_train import CONFIG_DIR, build_ds_config, launch, model_config, parse_args
+from llmlab.models.gpt import GPT
 
 
 def test_presets_and_configs():

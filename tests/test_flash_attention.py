@@ -1,4 +1,4 @@
-"""llmlab.flash_attention and llmlab.triton_attention against torch's scaled_dot_product_attention."""
+"""llmlab.systems.flash_attention and llmlab.systems.triton_attention against torch's scaled_dot_product_attention."""
 
 import math
 import os
@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from llmlab.attention import causal_mask
-from llmlab.flash_attention import (
+from llmlab.systems.flash_attention import (
     flash_attention,
     flash_attention_forward,
     naive_attention,

@@ -1,4 +1,4 @@
-"""llmlab.hf_tokenizer: byte-level BPE in HF tokenizers, checked against llmlab.bpe and transformers."""
+"""llmlab.tokenization.hf: byte-level BPE in HF tokenizers, checked against llmlab.tokenization.bpe and transformers."""
 
 import pytest
 from transformers import AutoTokenizer

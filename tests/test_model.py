@@ -1,11 +1,11 @@
-"""llmlab.model: the GPT's shapes and loss, weight tying, generation, and its GPT-2 twin in transformers."""
+"""llmlab.models.gpt: the GPT's shapes and loss, weight tying, generation, and its GPT-2 twin in transformers."""
 
 import math
 
 import pytest
 import torch
 
-from llmlab.model import GPT, GPTConfig, from_hf_gpt2, to_hf_gpt2
+from llmlab.models.gpt import GPT, GPTConfig, from_hf_gpt2, to_hf_gpt2
 
 CFG = GPTConfig(vocab_size=50, block_size=16, n_layer=2, n_head=4, n_embd=32)
 
@@ -115,3 +115,42 @@ def test_hf_round_trip_is_exact(jiggled, idx):
 def test_hf_gpt2_rejects_bias_free_model():
     with pytest.raises(ValueError):
         to_hf_gpt2(GPT(GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=8, bias=False)))
+
+
+# ---------------------------------------------------------------------------------------------
+# the extension points later weeks use (KV cache, padding, inputs_embeds, hidden states, kernels)
+
+
+def test_kv_cache_gives_the_same_logits(jiggled, idx):
+    full = jiggled(idx).logits  # (3, 16, V)
+    first = jiggled(idx[:, :10], use_cache=True)
+    rest = jiggled(idx[:, 10:], past_key_values=first.past_key_values, use_cache=True)
+    assert len(rest.past_key_values) == CFG.n_layer and rest.past_key_values[0][0].shape == (3, 4, 16, 8)
+    # the same arithmetic on fewer queries: float32 round-off only
+    torch.testing.assert_close(torch.cat([first.logits, rest.logits], 1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_left_padding_is_ignored(jiggled, idx):
+    # row 0 padded on the left with 4 junk tokens: its last logits equal those of the unpadded row
+    padded = torch.cat([torch.full((1, 4), 7), idx[:1, :12]], dim=1)
+    mask = torch.tensor([[0] * 4 + [1] * 12])
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)  # positions count real tokens only, as transformers does
+    out = jiggled(padded, attention_mask=mask, position_ids=pos).logits[:, 4:]
+    torch.testing.assert_close(out, jiggled(idx[:1, :12]).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_inputs_embeds_and_hidden_states(jiggled, idx):
+    out = jiggled(inputs_embeds=jiggled.transformer.wte(idx), output_hidden_states=True)
+    assert torch.equal(out.logits, jiggled(idx).logits)
+    assert len(out.hidden_states) == CFG.n_layer + 1 and out.hidden_states[0].shape == (3, 16, 32)
+    assert torch.equal(jiggled.head(out.hidden_states[-1])[0], out.logits)  # the last one is after ln_f
+
+
+def test_eager_and_sdpa_kernels_agree(jiggled, idx):
+    from llmlab.models.gpt import attention_implementation
+
+    with attention_implementation(jiggled, "eager"):
+        assert all(m.attn_implementation == "eager" for m in jiggled.modules() if hasattr(m, "attn_implementation"))
+        eager = jiggled(idx).logits
+    torch.testing.assert_close(eager, jiggled(idx).logits, atol=1e-5, rtol=1e-5)  # two summation orders
+    assert jiggled.transformer.h[0].attn.attn_implementation == "sdpa"  # restored

@@ -1,12 +1,12 @@
-"""llmlab.profiling: FLOPs per token against PyTorch's FLOP counter, the op table against key_averages."""
+"""llmlab.systems.profiling: FLOPs per token against PyTorch's FLOP counter, the op table against key_averages."""
 
 import pytest
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from llmlab.model import GPT, GPTConfig
-from llmlab.profiling import CATEGORIES, flops_per_token, mfu, op_category, op_table, profile_steps, time_by_category
+from llmlab.models.gpt import GPT, GPTConfig
+from llmlab.systems.profiling import CATEGORIES, flops_per_token, mfu, op_category, op_table, profile_steps, time_by_category
 
 
 @pytest.mark.parametrize("cfg,T", [(GPTConfig(vocab_size=65, block_size=32, n_layer=2, n_head=2, n_embd=32), 32),

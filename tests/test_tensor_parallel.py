@@ -1,6 +1,6 @@
-"""Week 3: Megatron-style tensor parallelism (llmlab.tensor_parallel) against the single-process model.
+"""Week 3: Megatron-style tensor parallelism (llmlab.systems.tensor_parallel) against the single-process model.
 
-Each test forks gloo ranks with llmlab.distributed.run_on_ranks; the reference is llmlab.model / nn.Linear
+Each test forks gloo ranks with llmlab.systems.distributed.run_on_ranks; the reference is llmlab.models.gpt / nn.Linear
 with the same seeded weights and plain autograd. Tolerances: the all-reduce sums the ranks' partial
 products in another order than one big matmul does, so float32 results differ by round-off (~1e-7
 relative); atol=1e-5 on O(1) values leaves a 100x margin and still catches any real mistake (>1e-3).
@@ -12,8 +12,8 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from llmlab import tensor_parallel as tp
-from llmlab.distributed import run_on_ranks
-from llmlab.model import Block, GPTConfig
+from llmlab.systems.distributed import run_on_ranks
+from llmlab.models.gpt import Block, GPTConfig
 
 
 def _f_and_g(rank, ws):
@@ -90,7 +90,7 @@ def test_parallel_block_matches_block(ws, n_head, seed):
     for rank, (y, gx, grads, _) in enumerate(run_on_ranks(_block, ws, cfg, seed, B, T)):
         torch.testing.assert_close(y, ref_y, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(gx, ref_gx, atol=1e-4, rtol=1e-4)  # (y*y) doubles magnitudes: looser
-        assert grads.keys() == ref_g.keys()  # same parameter names as llmlab.model.Block
+        assert grads.keys() == ref_g.keys()  # same parameter names as llmlab.models.gpt.Block
         for n, g in grads.items():
             torch.testing.assert_close(g, tp.shard_of(n, ref_g[n], rank, ws), atol=1e-4, rtol=1e-4)
 

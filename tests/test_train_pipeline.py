@@ -12,10 +12,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llmlab import train_cli
-from llmlab.optim import AdamW, clip_grad_norm, cross_entropy, lr_at
-from llmlab.tokendata import TokenDataError, get_batch, prepare_dataset, read_tokens, write_tokens
-from llmlab.trainer import CheckpointError, ConfigError, TrainConfig, Trainer, atomic_torch_save, parse_override
+from llmlab.train import cli as train_cli
+from llmlab.train.optim import AdamW, clip_grad_norm, cross_entropy, lr_at
+from llmlab.train.batches import TokenDataError, get_batch, prepare_dataset, read_tokens, write_tokens
+from llmlab.train.config import ConfigError, TrainConfig, parse_override
+from llmlab.train.trainer import CheckpointError, Trainer, atomic_torch_save
 
 
 
@@ -247,7 +248,7 @@ def test_empty_corpus_is_a_clear_error(tmp_path):
 
 
 def test_cli_reports_errors_without_traceback(tmp_path, capsys):
-    # main() is what `python -m llmlab.train_cli` runs; calling it here saves an interpreter start
+    # main() is what `python -m llmlab.train.cli` runs; calling it here saves an interpreter start
     (tmp_path / "c.json").write_text(json.dumps({"max_step": 3}))
     assert train_cli.main([str(tmp_path / "c.json")]) == 2
     err = capsys.readouterr().err

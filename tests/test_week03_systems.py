@@ -11,11 +11,11 @@ import pytest
 import torch
 from torch.utils.checkpoint import checkpoint_sequential
 
-from llmlab.amp import DynamicLossScaler
-from llmlab.checkpointing import embed, gpt_forward, gpt_forward_segments, head, segment_bounds, sqrt_segments
-from llmlab.memory import (PeakMemory, activation_bytes, activation_bytes_per_layer, measure_saved_activations,
+from llmlab.systems.amp import DynamicLossScaler
+from llmlab.systems.checkpointing import embed, gpt_forward, gpt_forward_segments, head, segment_bounds, sqrt_segments
+from llmlab.systems.memory import (PeakMemory, activation_bytes, activation_bytes_per_layer, measure_saved_activations,
                            naive_attention, param_count, training_state_bytes)
-from llmlab.model import GPT, Block, GPTConfig
+from llmlab.models.gpt import GPT, Block, GPTConfig
 
 
 

@@ -1,16 +1,16 @@
-"""Week 3: ZeRO-1 from scratch (llmlab.zero) against single-process torch.optim.AdamW, and the
-per-rank memory formulas against llmlab.memory and DeepSpeed's estimators.
+"""Week 3: ZeRO-1 from scratch (llmlab.systems.zero) against single-process torch.optim.AdamW, and the
+per-rank memory formulas against llmlab.systems.memory and DeepSpeed's estimators.
 
-Ranks are forked gloo processes (llmlab.distributed.run_on_ranks), one thread each.
+Ranks are forked gloo processes (llmlab.systems.distributed.run_on_ranks), one thread each.
 """
 
 import pytest
 import torch
 
-from llmlab.distributed import run_on_ranks
-from llmlab.memory import training_state_bytes
-from llmlab.model import GPT, GPTConfig
-from llmlab.zero import ZeroAdamW, flatten_padded, reachable_tensor_bytes, shard_size, unflatten_into, zero_state_bytes
+from llmlab.systems.distributed import run_on_ranks
+from llmlab.systems.memory import training_state_bytes
+from llmlab.models.gpt import GPT, GPTConfig
+from llmlab.systems.zero import ZeroAdamW, flatten_padded, reachable_tensor_bytes, shard_size, unflatten_into, zero_state_bytes
 
 # The ranks run with one thread each, and so does the single-process reference (conftest's one_thread
 # fixture): a matmul's summation order depends on how many threads split it, and exact equality is tested below.
@@ -124,7 +124,7 @@ def test_bad_arguments():
 
 
 def test_zero_ds_demo_config():
-    from llmlab.zero_ds_demo import CONFIGS, ds_config
+    from llmlab.systems.zero_ds_demo import CONFIGS, ds_config
     cfg = ds_config(CONFIGS["stage 2 + offload"], micro_batch=4, world_size=2, lr=1e-3)
     assert cfg["train_batch_size"] == 8  # micro-batch x ranks (no accumulation): DeepSpeed checks this product
     assert cfg["optimizer"]["params"]["torch_adam"]  # PyTorch's AdamW: no compiled fused/CPU Adam op

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from llmlab import zoo
-from llmlab.chargpt import CharTokenizer
+from llmlab.tokenization.char import CharTokenizer
 from llmlab.data import load_text
 
 NAMES = [n for n in zoo.available() if zoo.MODELS[n].arch == "gpt2"]  # the GPTs; llama-base: tests at the end
