@@ -566,6 +566,17 @@ def summary(rows: list[dict]) -> str:
         lines.append("hardest tests (share of graded submissions that passed):")
         for rate, nb, cell, n in hardest[:8]:
             lines.append(f"  {rate:>5.0%}  {nb} :: {cell}  ({n} graded)")
+    from .results import KERNEL_EVENTS
+
+    stopped = sorted((r["student"], f"{r['assignment']}/{r['notebook']}", r["cell"], r["message"]) for r in rows
+                     if r["status"] != "error" and r["message"].startswith(KERNEL_EVENTS))
+    if stopped:
+        lines.append("")
+        lines.append(f"stopped by the grader ({len(stopped)}: runaway code costs only its own cell):")
+        for student, nb, cell, msg in stopped[:20]:
+            lines.append(f"  {student:<16} {nb + ' :: ' + cell:<40} {msg[:120]}")
+        if len(stopped) > 20:
+            lines.append(f"  ... and {len(stopped) - 20} more in grades.csv")
     errors = sorted({(r["student"], f"{r['assignment']}/{r['notebook']}", r["message"]) for r in rows
                      if r["status"] == "error"})
     if errors:

@@ -674,6 +674,9 @@ def kernel_env(home: str, tmp: str, pythonpath: str | None = None, runtime: dict
     })
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
+    data = REPO.parent / "shared" / "data"
+    if "LLMLAB_DATA" not in env and data.is_dir():
+        env["LLMLAB_DATA"] = str(data)  # (a copy of llmlab cannot find ../shared/data beside the repository)
     if runtime:
         env.update(runtime["env"])
     env.setdefault("LANG", "C.UTF-8")

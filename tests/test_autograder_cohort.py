@@ -2,10 +2,18 @@
 and nothing else is harmed (other students, the grader's files, the machine).
 
 One cohort of the toy course (plain ``assert`` tests: the kernel does not import torch) is graded
-once, in parallel, sandboxed, with short limits; each test below checks one student.
+once, in parallel, sandboxed, with short limits; each test below checks one student. The isolation
+is whatever this machine has (bubblewrap, an unprivileged uid); ``LLMLAB_SANDBOX=none`` grades the
+same cohort with ``--no-sandbox`` (what a machine with neither looks like), and the tests that need a
+mechanism skip, saying which. A second, small cohort is always graded with isolation forced off:
+the refusal, and the ``--no-sandbox`` path.
 """
 
+import ast
+import contextlib
+import csv
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -19,7 +27,8 @@ import pytest
 
 import autograder.course as course
 from autograder import sandbox
-from autograder.grade import grade
+from autograder.cli import main
+from autograder.grade import NoIsolation, grade
 from autograder.release import release
 from autograder.sandbox import Limits
 
@@ -29,6 +38,56 @@ ADD, MUL, SUB = "def add(a, b):\n    return a + b", "def mul(a, b):\n    return 
 LIMITS = Limits(cell_timeout_s=10, interrupt_grace_s=2, memory_mb=512, address_space_mb=1536, nproc=64,
                 output_mb=1, wall_s=120)
 SANDBOX_UIDS = range(sandbox.UID_BASE_DEFAULT, sandbox.UID_BASE_DEFAULT + 1000)
+# a fork bomb whose children sleep: the cell returns, and the children would use up the process limit
+SLEEPERS = ("import os, time\ndef add(a, b):\n    for _ in range(500):\n        try:\n            if os.fork() == 0:\n"
+            "                time.sleep(3600)\n                os._exit(0)\n        except OSError:\n            break\n"
+            "    return a + b")
+# bytecode planted in the course library that later kernels would import
+CACHE_WRITER = """import pathlib, sys
+sys.dont_write_bytecode = False
+import llmlab
+target = pathlib.Path(llmlab.__file__).parent / "__pycache__" / "planted.cpython-311.pyc"
+try:
+    target.parent.mkdir(exist_ok=True)
+    target.write_bytes(b"planted")
+    print("PLANTED", target)
+except OSError as e:
+    print("REFUSED", type(e).__name__)
+""" + ADD
+SKIP_IN_REPO = {".git", ".pytest_cache", ".venv"}
+
+
+def vandal(spy: dict) -> str:
+    """An answer cell that writes over another learner's work, the grades, the repository and the sources."""
+    targets = [f"{spy['subs']}/alice/week01/toy.ipynb", f"{spy['out']}/grades.csv", f"{spy['repo']}/VANDAL",
+               "/tmp/VANDAL-llmlab", f"{spy['solutions']}/week01/toy.ipynb"]
+    return (f"import pathlib\ntried = {{}}\nfor target in {targets!r}:\n    try:\n"
+            "        pathlib.Path(target).write_text('{}')\n        tried[target] = 'WROTE'\n"
+            "    except OSError as e:\n        tried[target] = type(e).__name__\nprint('TRIED', tried)\n" + ADD)
+
+
+def repo_files() -> dict[str, str]:
+    """Every file under the repository (caches included) -> its SHA-256."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(course.REPO):
+        dirnames[:] = [d for d in dirnames if d not in SKIP_IN_REPO]
+        for name in filenames:
+            p = Path(dirpath) / name
+            out[str(p.relative_to(course.REPO))] = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else ""
+    return out
+
+
+def tree_hashes(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+def isolation_needed(what: str):
+    m = sandbox.mechanisms()
+    if what == "bwrap" and not m.bwrap:
+        pytest.skip(f"bubblewrap is not in force ({m.notes['bwrap']}): file isolation is not tested here")
+    if what == "uid" and not m.uid:
+        pytest.skip(f"no unprivileged uid ({m.notes['uid']})")
 
 
 def _sandbox_leftovers() -> dict:
@@ -57,8 +116,12 @@ def _owner(p: Path) -> int:
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cohort")
-    mp = pytest.MonkeyPatch()
+    # (a context: whatever happens in here, the patch is undone and never reaches another module)
+    with pytest.MonkeyPatch.context() as mp:
+        yield from _cohort(tmp_path_factory.mktemp("cohort"), mp)
+
+
+def _cohort(root, mp):
     mp.setattr(course, "SOLUTIONS", make_course(root, plain=True))
     released = nbformat.read(release(["week01"], dest=root / "weeks")[0], as_version=4)
     solved = with_cells(released, add_impl=ADD, mul_impl=MUL, sub_impl=SUB)
@@ -88,19 +151,6 @@ def add(a, b):
     source = open("{spy['solutions']}/week01/toy.ipynb").read()  # cheating: this must fail
     return a + b
 """
-    vandal = f"""
-import pathlib
-tried = {{}}
-for target in ["{spy['subs']}/alice/week01/toy.ipynb", "{spy['out']}/grades.csv", "{spy['repo']}/VANDAL",
-               "/tmp/VANDAL-llmlab", "{spy['solutions']}/week01/toy.ipynb"]:
-    try:
-        pathlib.Path(target).write_text("{{}}")
-        tried[target] = "WROTE"
-    except OSError as e:
-        tried[target] = type(e).__name__
-print("TRIED", tried)
-{ADD}
-"""
     cases = {
         "alice": nb(),
         "bob": nb(add_impl="def add(a, b):\n    return a - b"),
@@ -110,13 +160,15 @@ print("TRIED", tried)
                               "    while True:\n        pass"),
         "forkbomb": nb(add_impl="import os\ndef add(a, b):\n    while True:\n        try:\n            os.fork()\n"
                                 "        except OSError:\n            pass"),
+        "sleepers": nb(add_impl=SLEEPERS),
+        "cachewriter": nb(add_impl=CACHE_WRITER),
         "membomb": nb(add_impl="def add(a, b):\n    hog = []\n    while True:\n        hog.append(bytearray(32 * 2**20))"),
         "chatty": nb(add_impl="import sys\nfor _ in range(100):\n    sys.stdout.write('x' * 2**20)\n" + ADD),
         "crash": nb(mul_impl="import os\ndef mul(a, b):\n    os._exit(3)"),
         "warns": nb(add_impl="import sys, warnings\ndef add(a, b):\n    print('a library complains', file=sys.stderr)\n"
                              "    warnings.warn('deprecated', UserWarning)\n    return a + b"),
         "peek": nb(add_impl=peek),
-        "vandal": nb(add_impl=vandal),
+        "vandal": nb(add_impl=vandal(spy)),
         "edited": nb(add_impl="def add(a, b):\n    return 0", test_add="pass  # tests? what tests"),
         "deleted": deleted,
         "renamed_test": renamed_test,
@@ -134,16 +186,21 @@ print("TRIED", tried)
             nbformat.write(content, d / "toy.ipynb")
     alice_before = hashlib.sha256((subs / "alice/week01/toy.ipynb").read_bytes()).hexdigest()
     before = _sandbox_leftovers()
+    guarded = {"repo": repo_files(), "subs": tree_hashes(subs), "solutions": tree_hashes(course.SOLUTIONS)}
     log: list[str] = []
     t0 = time.monotonic()
-    rows = grade(subs, out, workers=2, limits=LIMITS, progress=False, echo=log.append)
+    try:
+        rows = grade(subs, out, workers=2, limits=LIMITS, progress=False, echo=log.append,
+                     sandbox=sandbox.mechanisms().isolated)
+    finally:
+        Path("/tmp/VANDAL-llmlab").unlink(missing_ok=True)  # the system temp folder is no course file
     seconds = time.monotonic() - t0
     by = {}
     for r in rows:
         by.setdefault(r["student"], {})[r["cell"]] = r
     yield {"rows": rows, "by": by, "out": out, "subs": subs, "log": "\n".join(log), "seconds": seconds,
-           "alice_before": alice_before, "before": before, "root": root}
-    mp.undo()
+           "alice_before": alice_before, "before": before, "root": root, "guarded": guarded,
+           "after": {"repo": repo_files(), "subs": tree_hashes(subs), "solutions": tree_hashes(course.SOLUTIONS)}}
 
 
 def points(c, student):
@@ -169,12 +226,25 @@ def test_honest_students(cohort):
 
 
 @pytest.mark.parametrize("student, words", [
-    ("loop", "time limit"), ("sigint", "ignored the interrupt"), ("forkbomb", "time limit"),
+    ("loop", "time limit"), ("sigint", "ignored the interrupt"), ("forkbomb", "processes that did not exit"),
+    ("sleepers", f"processes that did not exit (limit {LIMITS.nproc})"),
 ])
 def test_runaway_code_costs_only_its_own_cell(cohort, student, words):
     # the same grade as an ordinary wrong answer in add(): the other cells are graded as usual
     assert points(cohort, student) == {"test_add": 0.0, "test_mul": 2.0, "test_sub": 2.0}
     assert words in cohort["by"][student]["test_add"]["message"]
+
+
+def test_leftover_processes_are_named_everywhere(cohort):
+    """The sleeping children are killed after their cell; the cause is in the CSV, the summary and the feedback."""
+    msg = cohort["by"]["sleepers"]["test_add"]["message"]
+    assert msg.startswith("LeftoverProcesses: the cell started ") and "they were killed" in msg
+    n = int(msg.split("started ")[1].split()[0])
+    assert 1 < n < LIMITS.nproc  # some forks succeeded, the process limit stopped the rest
+    assert "stopped by the grader" in (cohort["out"] / "summary.txt").read_text()
+    assert "processes that did not exit" in (cohort["out"] / "summary.txt").read_text()
+    assert "processes that did not exit" in (cohort["out"] / "feedback/sleepers/week01/toy.html").read_text()
+    assert "processes that did not exit" in (cohort["out"] / "feedback/sleepers/index.html").read_text()
 
 
 def test_memory_bomb(cohort):
@@ -208,8 +278,7 @@ def test_a_test_cell_that_raises_still_fails_despite_the_stderr_rule(cohort):
 
 
 def test_cannot_read_solutions_gradebook_or_other_students(cohort):
-    if not sandbox.mechanisms().bwrap:
-        pytest.skip("bubblewrap is not available: file isolation is not in force (reported at grading start)")
+    isolation_needed("bwrap")
     seen = json.loads(outputs(cohort, "peek").split("SEEN", 1)[1].strip().splitlines()[0])
     assert seen == {k: [] for k in seen}, seen
     # the cheating add() could not open the solution: that test fails, the rest stands
@@ -218,18 +287,37 @@ def test_cannot_read_solutions_gradebook_or_other_students(cohort):
 
 
 def test_cannot_write_outside_scratch(cohort):
-    if not sandbox.mechanisms().bwrap:
-        pytest.skip("bubblewrap is not available: file isolation is not in force (reported at grading start)")
+    isolation_needed("bwrap")
     tried = outputs(cohort, "vandal")
-    assert "WROTE" not in tried, tried
-    assert hashlib.sha256((cohort["subs"] / "alice/week01/toy.ipynb").read_bytes()).hexdigest() == cohort["alice_before"]
-    assert not (course.REPO / "VANDAL").exists() and not Path("/tmp/VANDAL-llmlab").exists()
+    assert "WROTE" not in tried, tried  # not even the system temp folder
     assert points(cohort, "vandal") == {"test_add": 2.0, "test_mul": 2.0, "test_sub": 2.0}
 
 
+def test_cannot_change_the_course(cohort):
+    """Whatever the machine: the sources, the other submissions and the repository are as they were. With
+    isolation the writes fail; without it (LLMLAB_SANDBOX=none) they are undone, and the vandal gets `error`."""
+    assert hashlib.sha256((cohort["subs"] / "alice/week01/toy.ipynb").read_bytes()).hexdigest() == cohort["alice_before"]
+    assert cohort["after"]["subs"] == cohort["guarded"]["subs"]
+    assert cohort["after"]["solutions"] == cohort["guarded"]["solutions"]
+    assert not (course.REPO / "VANDAL").exists()
+    if sandbox.mechanisms().isolated:
+        tried = ast.literal_eval(outputs(cohort, "vandal").split("TRIED", 1)[1].strip().splitlines()[0])
+        assert all(how != "WROTE" for target, how in tried.items() if not target.startswith("/tmp/VANDAL")), tried
+        assert points(cohort, "vandal") == {"test_add": 2.0, "test_mul": 2.0, "test_sub": 2.0}
+    else:
+        rows = cohort["by"]["vandal"].values()
+        assert {r["status"] for r in rows} == {"error"} and all("it tried to modify" in r["message"] for r in rows)
+
+
+def test_nothing_under_the_repository_changes(cohort):
+    """Not the course library, not its __pycache__ (the cache writer's .pyc went to its private copy)."""
+    before, after = cohort["guarded"]["repo"], cohort["after"]["repo"]
+    assert after == before, sorted(set(after.items()) ^ set(before.items()))[:10]
+    assert points(cohort, "cachewriter") == {"test_add": 2.0, "test_mul": 2.0, "test_sub": 2.0}
+
+
 def test_kernels_run_as_an_unprivileged_user(cohort):
-    if not sandbox.mechanisms().uid:
-        pytest.skip("the grader is not root: no unprivileged uid to switch to (reported at grading start)")
+    isolation_needed("uid")
     uid = int(outputs(cohort, "peek").split("UID", 1)[1].split()[0])
     assert uid in SANDBOX_UIDS and uid != os.geteuid()
 
@@ -295,8 +383,9 @@ def test_rerun_skips_graded_submissions_and_regrades_a_removed_one(cohort):
     (cohort["out"] / "results/bob/week01.json").unlink()
     log: list[str] = []
     t0 = time.monotonic()
-    rows = grade(cohort["subs"], cohort["out"], workers=2, limits=LIMITS, progress=False, echo=log.append)
-    assert "18 already graded" in "\n".join(log) and "grading 1 " in "\n".join(log)
+    rows = grade(cohort["subs"], cohort["out"], workers=2, limits=LIMITS, progress=False, echo=log.append,
+                 sandbox=sandbox.mechanisms().isolated)
+    assert f"{len(cohort['by']) - 1} already graded" in "\n".join(log) and "grading 1 " in "\n".join(log)
     assert rows == cohort["rows"]  # idempotent
     print(f"rerun: {time.monotonic() - t0:.1f} s")
 
@@ -312,6 +401,8 @@ def test_resume_after_interrupt(tmp_path):
         nbformat.write(with_cells(nbformat.read(sol / "week01/toy.ipynb", as_version=4), add_impl=body), d / "toy.ipynb")
     env = {**os.environ, "LLMLAB_SOLUTIONS": str(sol)}
     cmd = [sys.executable, "-m", "autograder", "grade", str(subs), "--out", str(out), "-j", "2", "--no-progress"]
+    if not sandbox.mechanisms().isolated:
+        cmd.append("--no-sandbox")
     proc = subprocess.Popen(cmd, cwd=course.REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
     first = out / "results/s0/week01.json"
@@ -325,12 +416,89 @@ def test_resume_after_interrupt(tmp_path):
     assert "interrupted: 1 of 3" in text, text
     stamp = json.loads(first.read_text())["graded_at"]
     log: list[str] = []
-    mp = pytest.MonkeyPatch()
-    mp.setattr(course, "SOLUTIONS", sol)
-    try:
-        rows = grade(subs, out, workers=2, progress=False, echo=log.append)
-    finally:
-        mp.undo()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(course, "SOLUTIONS", sol)
+        rows = grade(subs, out, workers=2, progress=False, echo=log.append, sandbox=sandbox.mechanisms().isolated)
     assert "1 already graded" in "\n".join(log)
     assert json.loads(first.read_text())["graded_at"] == stamp
     assert {r["student"]: r["status"] for r in rows} == {"s0": "passed", "s1": "passed", "s2": "passed"}
+
+
+# ---------------------------------------------------------------------------------------------------
+# isolation forced off (what a machine without bubblewrap and without a uid switch looks like)
+
+LIMIT_FLAGS = ["--cell-timeout-s", "10", "--interrupt-grace-s", "2", "--memory-mb", "512", "--address-space-mb",
+               "1536", "--nproc", "64", "--output-mb", "1", "--wall-s", "120"]
+
+
+@pytest.fixture(scope="module")
+def unisolated(tmp_path_factory):
+    """A small cohort graded with LLMLAB_SANDBOX=none: first refused, then with --no-sandbox."""
+    root = tmp_path_factory.mktemp("unisolated")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(sandbox.SANDBOX_ENV, "none")
+        mp.setattr(sandbox, "_MECH", None)  # probed again under the switch; the old one comes back after
+        mp.setattr(course, "SOLUTIONS", make_course(root, plain=True))
+        released = nbformat.read(release(["week01"], dest=root / "weeks")[0], as_version=4)
+        subs, out = root / "submitted", root / "grading"
+        spy = {"solutions": str(course.SOLUTIONS), "subs": str(subs), "out": str(out), "repo": str(course.REPO)}
+        solved = with_cells(released, add_impl=ADD, mul_impl=MUL, sub_impl=SUB)
+        for student, add in [("alice", ADD), ("sleepers", SLEEPERS), ("vandal", vandal(spy)),
+                             ("cachewriter", CACHE_WRITER)]:
+            (subs / student / "week01").mkdir(parents=True)
+            nbformat.write(with_cells(solved, add_impl=add), subs / student / "week01" / "toy.ipynb")
+        guarded = {"repo": repo_files(), "subs": tree_hashes(subs), "solutions": tree_hashes(course.SOLUTIONS)}
+        cmd = ["grade", str(subs), "--out", str(out), "--no-progress", "-j", "2"] + LIMIT_FLAGS
+        refused, said = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stderr(refused), contextlib.redirect_stdout(io.StringIO()):
+            refused_rc = main(cmd)
+        try:
+            with contextlib.redirect_stdout(said):
+                rc = main(cmd + ["--no-sandbox"])
+        finally:
+            Path("/tmp/VANDAL-llmlab").unlink(missing_ok=True)
+        with open(out / "grades.csv") as f:
+            rows = list(csv.DictReader(f))
+        yield {"refused_rc": refused_rc, "refused": refused.getvalue(), "rc": rc, "log": said.getvalue(), "out": out,
+               "by": {(r["student"], r["cell"]): r for r in rows}, "guarded": guarded,
+               "after": {"repo": repo_files(), "subs": tree_hashes(subs), "solutions": tree_hashes(course.SOLUTIONS)}}
+
+
+def test_refuses_to_grade_without_isolation(unisolated, tmp_path):
+    assert unisolated["refused_rc"] == 2
+    text = unisolated["refused"]
+    assert "refusing to grade" in text and "read and write every file you can" in text
+    assert "apt-get install bubblewrap" in text and "--no-sandbox" in text and "container" in text
+    with pytest.MonkeyPatch.context() as mp:  # the API refuses too, before it writes anything
+        mp.setenv(sandbox.SANDBOX_ENV, "none")
+        mp.setattr(sandbox, "_MECH", None)
+        with pytest.raises(NoIsolation):
+            grade(unisolated["out"].parent / "submitted", tmp_path / "never", progress=False, echo=lambda *_: None)
+    assert not (tmp_path / "never").exists()
+
+
+def test_no_sandbox_is_loud_and_serial(unisolated):
+    log = unisolated["log"]
+    assert unisolated["rc"] == 0
+    assert "NO ISOLATION (--no-sandbox)" in log and "read AND WRITE" in log and "with 1 worker(s)" in log
+
+
+def test_no_sandbox_grades_runaway_code_as_usual(unisolated):
+    by = unisolated["by"]
+    assert [by[("alice", c)]["points"] for c in ("test_add", "test_mul", "test_sub")] == ["2.0", "2.0", "2.0"]
+    assert [by[("sleepers", c)]["points"] for c in ("test_add", "test_mul", "test_sub")] == ["0.0", "2.0", "2.0"]
+    assert "processes that did not exit (limit 64)" in by[("sleepers", "test_add")]["message"]
+
+
+def test_no_sandbox_undoes_what_a_submission_changed(unisolated):
+    """The vandal wrote over alice's work, the sources and the repository: all put back, and it gets `error`."""
+    vandal = [r for (student, _), r in unisolated["by"].items() if student == "vandal"]
+    assert {r["status"] for r in vandal} == {"error"}
+    msg = vandal[0]["message"]
+    assert msg.startswith("it tried to modify ") and "restored from the grader's copy" in msg
+    assert "alice/week01/toy.ipynb (changed)" in msg and "VANDAL (added)" in msg
+    for tree in ("subs", "solutions", "repo"):
+        assert unisolated["after"][tree] == unisolated["guarded"][tree], tree
+    assert (unisolated["out"] / "grades.csv").read_text().startswith("student,assignment,")  # not its "{}"
+    assert [unisolated["by"][("cachewriter", c)]["points"] for c in ("test_add", "test_mul", "test_sub")] == \
+        ["2.0", "2.0", "2.0"]  # its .pyc went into the kernel's private copy of llmlab, not the repository
