@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: help setup lab test test-fast release check autograde progress bench clean
+.PHONY: help setup lab update test test-fast release check autograde progress bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -24,8 +24,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name llmlab --display-name "Python (LLM Lab)"
 	touch $(STAMP)
 
-lab: $(STAMP)  ## open JupyterLab on weeks/ (the learner's main job)
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=weeks
+lab: update  ## open JupyterLab on workspace/, your git-ignored copy of weeks/ (the learner's main job)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=workspace
+
+update: $(STAMP)  ## bring new or updated release notebooks into workspace/ (never overwrites your answers)
+	$(PY) -m autograder update
 
 # pytest-xdist workers for make test / test-fast: one per core unless JOBS=n (JOBS=1: one process, no workers);
 # NB=weeks/week04 (a week or one notebook, under weeks/ or solutions/; several allowed) runs those notebooks' tests only
@@ -53,7 +56,7 @@ autograde: $(STAMP)  ## grade a cohort, sandboxed and in parallel: make autograd
 	$(PY) -m autograder grade $(SUBMISSIONS) --out $(OUT) $(if $(JOBS),-j $(JOBS))
 
 progress: $(STAMP)  ## the learner's score per week, as bars: make progress [WEEKS=weeks]
-	$(PY) -m autograder progress $(or $(WEEKS),weeks)
+	$(PY) -m autograder progress $(or $(WEEKS),$(if $(wildcard workspace),workspace,weeks))
 
 BENCHES := $(patsubst benchmarks/bench_%.py,%,$(wildcard benchmarks/bench_*.py))
 bench:  ## list the benchmarks; run one with make bench-NAME (each prints figures, asserts nothing)

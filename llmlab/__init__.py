@@ -1,27 +1,25 @@
-"""LLM Lab: the course library.
+"""LLM Lab: the course library, in sub-packages by concern (each package's docstring lists its files).
 
-One concept per module:
+Top level, used by every week:
 
 - ``llmlab.config``    -- FAST mode, the CPU/GPU tier, seeds, threads.
 - ``llmlab.data``      -- finding and loading the course corpora.
 - ``llmlab.testing``   -- assertion helpers that test cells use (clear failure messages).
-- ``llmlab.plotting``  -- the figures the notebooks draw.
-- ``llmlab.attention`` -- Week 1 reference: attention, positional encoding, multi-head attention.
-- ``llmlab.model``     -- Week 1 reference: the GPT (GPT-2 parameter names).
-- ``llmlab.chargpt``   -- Week 1 reference: char tokenizer, batches and the char-level training loop.
-- ``llmlab.hf_tokenizer`` / ``llmlab.bpe`` -- Week 2: byte-level BPE with ``tokenizers`` and from scratch.
-- ``llmlab.tokendata``, ``llmlab.optim``, ``llmlab.trainer`` (+ ``python -m llmlab.train_cli``)
-                       -- Week 2: memmap token data, AdamW/schedule/clipping, the resumable trainer.
-- ``llmlab.flash_attention``, ``llmlab.triton_attention`` -- Week 3: tiled attention, a Triton kernel.
-- ``llmlab.zoo``       -- Week 2: the course model zoo (pretrained GPTs in Hugging Face format, cached).
-- ``llmlab.memory``, ``llmlab.amp``, ``llmlab.checkpointing`` -- Week 3: where training memory goes,
-                       a dynamic loss scaler, sqrt(N) gradient checkpointing.
-- ``llmlab.distributed`` -- Week 3: run a function on N forked gloo ranks (no env leaks, clean errors).
-- ``llmlab.zero``, ``llmlab.tensor_parallel`` -- Week 3: ZeRO-1 sharded AdamW and its memory formulas;
-                       Megatron-style column/row-parallel layers with the f/g operators.
-- ``llmlab.ds_train`` (+ ``llmlab.zero_ds_demo``) -- Week 3: the DeepSpeed training script (any ZeRO stage,
-                       offload, bf16; ``launch()`` from Python); configs in ``llmlab/configs/deepspeed``.
-- ``llmlab.profiling`` -- Week 3: FLOPs per token, MFU, torch.profiler operator tables.
+- ``llmlab.plotting``, ``llmlab.progress`` -- the figures the notebooks draw; progress bars on stdout.
+- ``llmlab.attention`` -- Week 1 reference: attention, the causal mask, positional encoding, multi-head attention.
+- ``llmlab.zoo``       -- the course model zoo (pretrained models in Hugging Face format, cached).
+
+Sub-packages:
+
+- ``llmlab.models``       -- the architectures: ``gpt`` (GPT-2: base model + heads), ``llama`` (Week 4).
+- ``llmlab.tokenization`` -- ``char``, ``bpe`` (from scratch), ``hf`` (Hugging Face ``tokenizers``).
+- ``llmlab.train``        -- the one training stack: ``TrainConfig``, ``lr_at``, ``get_batch``, ``Trainer``
+  (``model=``, ``batches=``, ``loss_fn=``, callbacks), ``train``, and its command line.
+- ``llmlab.systems``      -- Week 3: memory accounting and measuring, mixed precision, checkpointing,
+  FlashAttention, Triton, ZeRO, tensor parallelism, profiling, DeepSpeed.
+
+The flat names of earlier releases (``llmlab.model``, ``llmlab.chargpt``, ``llmlab.trainer``, ``llmlab.memory``,
+...) still import, as the same module objects, for one release (``llmlab/_compat.py``).
 
 Week N notebooks import the finished code of weeks < N from here instead of copying it.
 """
