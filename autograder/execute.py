@@ -15,7 +15,7 @@ On top of nbgrader's ``Execute``:
 - **Processes a cell leaves behind** (a fork bomb whose children sleep, a pool never closed) are
   killed before the next cell runs, and before any restart: that cell gets an error output, "the cell
   started N processes that did not exit (limit M)", and no points; the next cells run as usual.
-- **Time.** Each cell keeps its limit (``autograder/timeouts.py``), capped by ``Limits.cell_timeout_s``
+- **Time.** Each cell keeps its limit (``solutions/timeouts.toml`` via ``autograder/timeouts.py``), capped by ``Limits.cell_timeout_s``
   and by what is left of the notebook's wall limit; cells past the wall limit are not run.
 - **Output.** At most ``Limits.output_mb`` of output is kept per notebook; the rest is cut with a note.
 - **stderr in graded cells.** nbgrader gives 0 to a test cell that wrote anything to stderr, so a

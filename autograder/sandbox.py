@@ -20,7 +20,7 @@ which ones are in force, and a missing one is reported, never pretended):
 - **cgroups** (v1 or v2, when writable): a memory limit and a process limit for the whole
   sandbox (every process it starts), and a reliable "kill them all" at the end.
 - **rlimits** (always): CPU seconds, address space, processes, file size, open files, no core dumps.
-- **time limits** (always, in the grader): a time limit per cell (``autograder/timeouts.py``), a wall
+- **time limits** (always, in the grader): a time limit per cell (``solutions/timeouts.toml`` via ``autograder/timeouts.py``), a wall
   limit per notebook; a cell that ignores the interrupt is killed (see ``autograder.execute``).
 - **output limit** (always, in the grader): output kept per notebook is capped.
 - **leftover processes** (always): after every cell, every process the cell left running (found
@@ -68,7 +68,7 @@ KERNEL_CPU = {"seconds": 0.0, "measured": False}
 class Limits:
     """Per-submission limits. Every field is configurable (CLI flags of ``python -m autograder grade``)."""
 
-    cell_timeout_s: float | None = None  # cap on every cell's time limit (None: autograder/timeouts.py alone)
+    cell_timeout_s: float | None = None  # cap on every cell's time limit (None: the course table alone)
     wall_s: float = 1800  # wall time for one notebook, all cells together
     cpu_s: int = 1800  # CPU seconds per kernel process (RLIMIT_CPU)
     memory_mb: int = 4096  # memory of the whole sandbox (cgroup) -- and the basis of the address-space rlimit
@@ -84,7 +84,7 @@ class Limits:
     interrupt_grace_s: float = 10
 
     HELP = {
-        "cell_timeout_s": "cap on every cell's time limit, seconds (default: autograder/timeouts.py alone)",
+        "cell_timeout_s": "cap on every cell's time limit, seconds (default: the course table solutions/timeouts.toml alone)",
         "wall_s": "wall time for one notebook, seconds", "cpu_s": "CPU seconds per kernel process",
         "memory_mb": "memory of the whole sandbox, MB (cgroup)", "address_space_mb": "address space per process, MB "
         "(default memory + 8192)", "nproc": "processes + threads", "output_mb": "output kept per notebook, MB",
