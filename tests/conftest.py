@@ -6,8 +6,8 @@ time went:
 - **Threads.** Each worker (and every notebook kernel or launcher it starts, through
   ``OMP_NUM_THREADS``/``MKL_NUM_THREADS``) gets ``cores // workers`` threads, so that the workers do
   not oversubscribe the cores.
-- **Groups** (``xdist_group``, scheduled by ``--dist loadgroup``, which this file chooses when ``-n``
-  is given). Tests marked ``serial`` or ``slow`` (DeepSpeed launches, the JupyterLab server and the
+- **Groups** (``xdist_group`` marks; with ``-n`` this file schedules them itself through
+  ``tests/xdist_groups.py``, because xdist's ``loadgroup`` loses them on pytest 9.2). Tests marked ``serial`` or ``slow`` (DeepSpeed launches, the JupyterLab server and the
   browser, load tests) and the DeepSpeed notebooks form one group, ``serial``: they run one after
   another on one worker, so two launchers never fight over the cores and DeepSpeed's compiled op
   (``~/.cache/torch_extensions``) is built once, by the first of them. A notebook's two tests share
