@@ -615,10 +615,10 @@ def _build_llama(spec: ModelSpec, tier: str, out: Path, progress: bool, log) -> 
     from . import __version__
     from .config import set_seed, set_threads
     from .models.llama import LlamaConfig, LlamaForCausalLM, to_hf_llama
-    from .optim import clip_grad_norm, lr_at
     from .progress import progress as bar
-    from .tokendata import get_batch
-    from .trainer import param_groups
+    from .train.batches import get_batch
+    from .train.optim import clip_grad_norm, param_groups
+    from .train.schedule import lr_at
 
     o = {**_COMMON, **spec.tiers[tier]}
     out.mkdir(parents=True, exist_ok=True)

@@ -51,10 +51,22 @@ class GPTConfig:
     attn_implementation: str = "sdpa"  # "sdpa" (fused) or "eager" (explicit scores); same outputs
 
 
-class ModelOutput(tuple):
+class _Rebuildable:
+    """Tuple outputs that libraries can take apart and rebuild as they do namedtuples: DeepSpeed ZeRO-3's
+    module hooks call ``type(out)(*elements)`` when ``_fields``/``_asdict`` exist, and ``type(out)(list)``
+    (which would put the whole list in the first field) otherwise. Rebuilt that way, only the tuple's
+    elements survive (no cache, no hidden states: nothing a training step needs)."""
+
+    def _asdict(self) -> dict:
+        return dict(zip(self._fields, self))
+
+
+class ModelOutput(_Rebuildable, tuple):
     """``(logits, loss)`` -- unpacks like nanoGPT's return value -- with ``transformers``-style attributes:
     ``logits``, ``loss``, ``past_key_values`` (with ``use_cache``) and ``hidden_states`` (with
     ``output_hidden_states``: the embeddings and every block's output, the last one after ``ln_f``)."""
+
+    _fields = ("logits", "loss")
 
     def __new__(cls, logits, loss=None, past_key_values=None, hidden_states=None):
         out = super().__new__(cls, (logits, loss))
@@ -62,8 +74,10 @@ class ModelOutput(tuple):
         return out
 
 
-class BaseModelOutput(tuple):
+class BaseModelOutput(_Rebuildable, tuple):
     """``GPTModel``'s output: ``(last_hidden_state,)`` with ``past_key_values`` and ``hidden_states`` attributes."""
+
+    _fields = ("last_hidden_state",)
 
     def __new__(cls, last_hidden_state, past_key_values=None, hidden_states=None):
         out = super().__new__(cls, (last_hidden_state,))
