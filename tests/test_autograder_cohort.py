@@ -226,7 +226,9 @@ def test_honest_students(cohort):
 
 
 @pytest.mark.parametrize("student, words", [
-    ("loop", "time limit"), ("sigint", "ignored the interrupt"), ("forkbomb", "processes that did not exit"),
+    ("loop", "time limit"), ("sigint", "ignored the interrupt"),
+    # spinning children: killed as leftovers, or (no isolation) the kernel ignores the interrupt and is restarted
+    ("forkbomb", "processes that did not exit" if sandbox.mechanisms().isolated else "time limit"),
     ("sleepers", f"processes that did not exit (limit {LIMITS.nproc})"),
 ])
 def test_runaway_code_costs_only_its_own_cell(cohort, student, words):
@@ -376,7 +378,8 @@ def test_gradebook_is_the_record(cohort):
 
 def test_summary_table(cohort):
     text = (cohort["out"] / "summary.txt").read_text()
-    assert "week01/toy" in text and "hardest tests" in text and "could not be graded (2" in text
+    errors = 2 if sandbox.mechanisms().isolated else 3  # badjson, empty (and, without isolation, the vandal)
+    assert "week01/toy" in text and "hardest tests" in text and f"could not be graded ({errors}" in text
 
 
 def test_rerun_skips_graded_submissions_and_regrades_a_removed_one(cohort):
