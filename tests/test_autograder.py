@@ -12,8 +12,12 @@ from autograder.cli import main
 from autograder.grade import grade
 from autograder.notebook import lint
 from autograder.release import release
+from autograder.sandbox import mechanisms
 
 from toycourse import make_course, toy_notebook, with_cells
+
+# graders started by two tests at once would see each other's kernels, cgroups and leftovers: one at a time
+pytestmark = pytest.mark.serial
 
 
 @pytest.fixture
@@ -63,7 +67,7 @@ def test_grade_folder_to_csv(toy, tmp_path):
     (subs / "carol" / "week01").mkdir(parents=True)
     (subs / "carol" / "week01" / "toy.ipynb").write_text("{ not json")
     (subs / "dave" / "week01").mkdir(parents=True)  # handed in nothing
-    rows = grade(subs, tmp_path / "grading", progress=False)
+    rows = grade(subs, tmp_path / "grading", progress=False, sandbox=mechanisms().isolated)
     with open(tmp_path / "grading" / "grades.csv") as f:
         assert list(csv.DictReader(f)) == [{k: str(v) for k, v in r.items()} for r in rows]
     total = {s: sum(float(r["points"] or 0) for r in rows if r["student"] == s) for s in "alice bob".split()}
