@@ -16,9 +16,9 @@ from autograder.sandbox import mechanisms
 
 from toycourse import make_course, toy_notebook, with_cells
 
+
 # graders started by two tests at once would see each other's kernels, cgroups and leftovers: one at a time
 pytestmark = pytest.mark.serial
-
 
 @pytest.fixture
 def toy(tmp_path, monkeypatch):

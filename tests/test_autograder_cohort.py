@@ -34,6 +34,9 @@ from autograder.sandbox import Limits
 
 from toycourse import make_course, with_cells
 
+# graders started by two tests at once would see each other's kernels, cgroups and leftovers: one at a time
+pytestmark = pytest.mark.serial
+
 ADD, MUL, SUB = "def add(a, b):\n    return a + b", "def mul(a, b):\n    return a * b", "def sub(a, b):\n    return a - b"
 LIMITS = Limits(cell_timeout_s=10, interrupt_grace_s=2, memory_mb=512, address_space_mb=1536, nproc=64,
                 output_mb=1, wall_s=120)
@@ -46,9 +49,6 @@ SLEEPERS = ("import os, time\ndef add(a, b):\n    for _ in range(500):\n        
 CACHE_WRITER = """import pathlib, sys
 sys.dont_write_bytecode = False
 import llmlab
-
-# graders started by two tests at once would see each other's kernels, cgroups and leftovers: one at a time
-pytestmark = pytest.mark.serial
 target = pathlib.Path(llmlab.__file__).parent / "__pycache__" / "planted.cpython-311.pyc"
 try:
     target.parent.mkdir(exist_ok=True)
