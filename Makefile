@@ -37,11 +37,13 @@ NB   ?=
 TEST_JOBS = $(if $(filter 1,$(JOBS)),-n 0,-n $(or $(JOBS),$(shell nproc 2>/dev/null || echo 2)))
 TEST_NB   = $(if $(NB),tests/test_notebooks.py $(foreach n,$(NB),--nb $(n)))
 
+# no bytecode written into the checkout while tests run: the grading tests checksum the repository (__pycache__
+# included) around each graded submission, and kernels of the notebook tests run beside them
 test: $(STAMP)  ## the whole suite (what CI runs), in parallel: make test [JOBS=n] [NB=weeks/week04]; ends with a time table
-	LLMLAB_FAST=1 $(PY) -m pytest $(TEST_JOBS) $(TEST_NB)
+	LLMLAB_FAST=1 PYTHONDONTWRITEBYTECODE=1 $(PY) -m pytest $(TEST_JOBS) $(TEST_NB)
 
 test-fast: $(STAMP)  ## the unit tests only (no notebook execution), in parallel: make test-fast [JOBS=n]
-	LLMLAB_FAST=1 $(PY) -m pytest $(TEST_JOBS) -m "not notebooks"
+	LLMLAB_FAST=1 PYTHONDONTWRITEBYTECODE=1 $(PY) -m pytest $(TEST_JOBS) -m "not notebooks"
 
 release: $(STAMP)  ## regenerate weeks/ from solutions/ with nbgrader (commit the result)
 	$(PY) -m autograder release
