@@ -588,7 +588,7 @@ CHAT_TEMPLATE = (
 
 
 def han_bpe_tokenizer(texts: list[str], vocab_size: int, model_max_length: int | None = None):
-    """Byte-level BPE (:func:`llmlab.hf_tokenizer.train_bytelevel_bpe`) in which every Chinese character is a
+    """Byte-level BPE (:func:`llmlab.tokenization.hf.train_bytelevel_bpe`) in which every Chinese character is a
     pre-token of its own: merges join its 3 UTF-8 bytes (a frequent character becomes one token) but never
     two characters, so "5 characters" stays "5 tokens or more" and the English side is GPT-2's recipe.
 
