@@ -185,7 +185,9 @@ MODELS: dict[str, ModelSpec] = {
             fast=dict(n_per_task=8, eval_per_task=2, max_steps=12, batch_size=4, lr=3e-3, warmup_steps=2, r=8,
                       alpha=16, max_length=256, max_new_tokens=24, threads=1),
             cpu=dict(n_per_task=400, eval_per_task=20, max_steps=600, batch_size=8, lr=2e-3, warmup_steps=30, r=32,
-                     alpha=64, dropout=0.05, max_length=320, max_new_tokens=96),
+                     alpha=64, dropout=0.05, max_length=320, max_new_tokens=96, threads=1),
+            # cpu: 1 thread (a second one only fights the other processes of a busy 2-core machine: 3 CPU-s a step
+            # instead of 0.6 when measured here)
             gpu=dict(n_per_task=2000, eval_per_task=50, max_steps=3000, batch_size=32, lr=1e-3, warmup_steps=100,
                      r=64, alpha=128, dropout=0.05, max_length=512, max_new_tokens=160),
         ),
