@@ -19,6 +19,8 @@ Sub-packages:
   FlashAttention, Triton, ZeRO, tensor parallelism, profiling, DeepSpeed.
 - ``llmlab.finetune``     -- Week 4: ``lora`` (LoRA from scratch, PEFT-compatible).
 - ``llmlab.tasks``        -- Week 4 on: seeded instruction tasks (poetry, programming, food, arithmetic) and verifiers.
+- ``llmlab.lowrank``      -- bonus track: SVD and low-rank approximation (``svd``), GaLore (``galore``).
+- ``llmlab.diffusion``    -- bonus track: DDPM/DDIM schedules and steps (``ddpm``), equal to ``diffusers``'.
 
 The flat names of earlier releases (``llmlab.model``, ``llmlab.chargpt``, ``llmlab.trainer``, ``llmlab.memory``,
 ...) still import, as the same module objects, for one release (``llmlab/_compat.py``).
