@@ -275,3 +275,14 @@ def test_cli_serves_another_architecture(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_hf_backend_gives_the_same_greedy_answers(model_dir, client):
+    """--backend hf: plain transformers.generate behind the same API, for comparison."""
+    app = build_app(model_dir, served_name=NAME, backend="hf")
+    with running(app) as url:
+        c = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0)
+        for p in ("To be", "O Romeo"):
+            hf = c.completions.create(model=NAME, prompt=p, max_tokens=10, temperature=0, extra_body=NO_EOS)
+            ours = client.completions.create(model=NAME, prompt=p, max_tokens=10, temperature=0, extra_body=NO_EOS)
+            assert hf.choices[0].text == ours.choices[0].text and hf.usage.completion_tokens == 10

@@ -11,6 +11,8 @@ One concept per file, in the order a request meets them:
 - :mod:`.detokenizer`: streamed text with stop strings;
 - :mod:`.engine`: the loop that ties them together (``LLMEngine``);
 - :mod:`.speculative`: speculative decoding with a draft model;
+- :mod:`.hf_backend`: plain ``transformers.generate`` behind the same interface (``--backend hf``, for comparison);
+- :mod:`.tiny`: tiny random-weight Llama / Mistral / Qwen2 / GPT-2 folders for tests and notebooks;
 - :mod:`.async_engine`, :mod:`.api`, :mod:`.server`, ``__main__``: asyncio, FastAPI, uvicorn, the CLI.
 """
 

@@ -23,6 +23,8 @@ def main(argv=None) -> None:
     ap.add_argument("--max-num-batched-tokens", type=int, default=512, help="token budget per step")
     ap.add_argument("--max-queue", type=int, default=256, help="requests in flight before 429")
     ap.add_argument("--no-prefix-caching", action="store_true")
+    ap.add_argument("--backend", choices=["engine", "hf"], default="engine",
+                    help="engine: the course engine; hf: plain transformers.generate, one request at a time (comparison)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = ap.parse_args(argv)
 
@@ -33,9 +35,9 @@ def main(argv=None) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    extra = {} if args.backend == "hf" else {"enable_prefix_caching": not args.no_prefix_caching}
     app = build_app(args.model, args.served_model_name, args.api_key, args.max_queue, args.num_blocks,
-                    args.block_size, args.max_num_seqs, args.max_num_batched_tokens,
-                    enable_prefix_caching=not args.no_prefix_caching)
+                    args.block_size, args.max_num_seqs, args.max_num_batched_tokens, backend=args.backend, **extra)
     print(f"llmlab.serve: {args.served_model_name or args.model} on http://{args.host}:{args.port}/v1", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
 

@@ -28,10 +28,18 @@ from .engine import LLMEngine, load_model
 
 def build_app(model: str, served_name: str | None = None, api_key: str | None = None, max_queue: int = 256,
               num_blocks: int = 256, block_size: int = 16, max_num_seqs: int = 64, max_num_batched_tokens: int = 512,
-              dtype=torch.float32, device: str = "cpu", **engine_kwargs):
+              dtype=torch.float32, device: str = "cpu", backend: str = "engine", **engine_kwargs):
+    """The FastAPI app serving ``model`` (zoo name or HF folder) with the course engine, or with plain
+    ``transformers.generate`` one request at a time (``backend="hf"``, for comparison)."""
     m, tok, path = load_model(model, dtype, device)
-    engine = LLMEngine(m, tok, num_blocks=num_blocks, block_size=block_size, max_num_seqs=max_num_seqs,
-                       max_num_batched_tokens=max_num_batched_tokens, **engine_kwargs)
+    if backend == "hf":
+        from .hf_backend import HFGenerateEngine
+        engine = HFGenerateEngine(m, tok)
+    elif backend == "engine":
+        engine = LLMEngine(m, tok, num_blocks=num_blocks, block_size=block_size, max_num_seqs=max_num_seqs,
+                           max_num_batched_tokens=max_num_batched_tokens, **engine_kwargs)
+    else:
+        raise ValueError(f"unknown backend {backend!r}: 'engine' or 'hf'")
     name = served_name or (model if not os.path.isdir(model) else os.path.basename(os.path.normpath(model)))
     return create_app(AsyncEngine(engine, max_queue=max_queue), name, api_key)
 
