@@ -119,6 +119,32 @@ def test_weight_bytes_equal_a_measured_4bit_model(tmp_path):
     assert (quantized, rest) == (want["nf4"], want["unquantized"])  # byte for byte
 
 
+@pytest.mark.parametrize("in_features", [32, 96, 352, 128])
+def test_linear4bit_on_cpu_after_the_fix(in_features):
+    # without llmlab.finetune.bnb_cpu, bitsandbytes 0.50's CPU kernel fails the last check for 32, 96 and 352
+    import bitsandbytes as bnb
+
+    from llmlab.finetune.bnb_cpu import fix_cpu_4bit
+
+    torch.manual_seed(in_features)
+    lin = torch.nn.Linear(in_features, 48, bias=False)
+    q = bnb.nn.Linear4bit(in_features, 48, bias=False, compute_dtype=torch.float32, quant_type="nf4",
+                          compress_statistics=True)
+    q.weight = bnb.nn.Params4bit(lin.weight.data.clone(), requires_grad=False, quant_type="nf4",
+                                 compress_statistics=True).to("cpu")  # quantized on .to()
+    holder = fix_cpu_4bit(torch.nn.Sequential(q)).eval()
+    x = torch.randn(5, in_features)
+    state = q.weight.quant_state
+    ref = torch.nn.functional.linear(x, F.dequantize_4bit(q.weight.data, state).reshape(48, in_features))
+    with torch.no_grad():
+        torch.testing.assert_close(holder(x), ref, atol=1e-5, rtol=1e-5)  # eval, no grad: no repacking either
+    # and the dequantized weight is the NF4 of the weight (up to bitsandbytes' rare off-by-one 8-bit scale codes)
+    mine = nf4.quantize_nf4(lin.weight.data)
+    state.absmax = mine.absmax
+    torch.testing.assert_close(F.dequantize_4bit(q.weight.data, state).reshape(48, in_features),
+                               nf4.dequantize_nf4(mine), atol=0, rtol=1e-6)
+
+
 @pytest.mark.parametrize("arch", ["llama", "mistral"])
 def test_recipe_cli_trains_an_adapter_that_reloads(arch, tmp_path):
     peft = pytest.importorskip("peft")

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import torch
 
+from .bnb_cpu import fix_cpu_4bit
 from .budget import GiB, ModelShape, format_budget, qlora_budget
 from .lora import LLAMA_TARGETS
 
@@ -226,6 +227,7 @@ def run(a: argparse.Namespace, log=print) -> dict:
     model = AutoModelForCausalLM.from_pretrained(a.model, quantization_config=bnb_config, dtype=compute_dtype,
                                                  device_map={"": 0} if cuda else "cpu")
     model.config.use_cache = False  # no KV cache while training (and checkpointing needs it off)
+    fix_cpu_4bit(model)  # bitsandbytes 0.50's CPU 4-bit kernels: see llmlab.finetune.bnb_cpu (no-op on a GPU)
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=not a.no_checkpointing)
     lora = LoraConfig(r=a.r, lora_alpha=a.alpha, lora_dropout=a.dropout, target_modules=targets, bias="none",
                       task_type="CAUSAL_LM")
