@@ -56,6 +56,8 @@ def _quiet():
     import warnings
 
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")  # DeepSpeed (imported by transformers) would announce it
     warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*")
     warnings.filterwarnings("ignore", message=".*use_reentrant.*")
     import transformers
