@@ -45,6 +45,7 @@ import torch
 from .bnb_cpu import fix_cpu_4bit
 from .budget import GiB, ModelShape, format_budget, qlora_budget
 from .lora import LLAMA_TARGETS
+from .sft import IGNORE_INDEX, encode_chat, pad_collate
 
 __all__ = ["build_examples", "load_chat_rows", "main", "make_tiny", "parse_args", "run"]
 
@@ -119,38 +120,39 @@ def load_chat_rows(data: str, n_per_task: int = 200, seed: int = 0) -> list[dict
     return rows
 
 
-def build_examples(rows: list[dict], tokenizer, max_len: int) -> list[tuple[list[int], list[int]]]:
-    """``(input_ids, labels)`` per conversation: the chat template applied, labels -100 on everything before the
-    last assistant turn (the model learns to answer, not to write prompts), truncated to ``max_len``."""
+def build_examples(rows: list[dict], tokenizer, max_len: int) -> list[dict]:
+    """Encoded conversations ``{"input_ids", "attention_mask", "labels"}``, labels -100 except on the answer.
+
+    A template with ``{% generation %}`` markers (the course's) gives the assistant mask directly
+    (:func:`llmlab.finetune.sft.encode_chat`); other templates (Llama-3's, Mistral's) are masked up to the end
+    of the prompt rendered with ``add_generation_prompt=True``, when it is a prefix of the whole conversation.
+    Truncated to ``max_len``; rows left without answer tokens are dropped.
+    """
     out = []
     for row in rows:
         msgs = row["messages"]
-        full = tokenizer.apply_chat_template(msgs, tokenize=True, return_dict=False)
-        prompt = tokenizer.apply_chat_template(msgs[:-1], tokenize=True, add_generation_prompt=True,
-                                               return_dict=False)
-        full, prompt = list(full), list(prompt)
-        n_prompt = len(prompt) if full[: len(prompt)] == prompt else 0  # a template that is not a prefix: all
-        labels = [-100] * n_prompt + full[n_prompt:]
-        ids, labels = full[:max_len], labels[:max_len]
-        if any(t != -100 for t in labels[1:]):  # something left to learn after truncation
-            out.append((ids, labels))
+        try:
+            feat = encode_chat(tokenizer, msgs, max_len)
+        except ValueError:  # no generation markers in this template
+            full = list(tokenizer.apply_chat_template(msgs, tokenize=True, return_dict=False))
+            prompt = list(tokenizer.apply_chat_template(msgs[:-1], tokenize=True, add_generation_prompt=True,
+                                                        return_dict=False))
+            n_prompt = len(prompt) if full[: len(prompt)] == prompt else 0  # not a prefix: learn every token
+            ids = full[:max_len]
+            feat = {"input_ids": ids, "attention_mask": [1] * len(ids),
+                    "labels": ([IGNORE_INDEX] * n_prompt + full[n_prompt:])[:max_len]}
+        if any(t != IGNORE_INDEX for t in feat["labels"][1:]):
+            out.append(feat)
     return out
 
 
 def _batches(examples, batch_size: int, pad_id: int, rng: random.Random):
-    """Endless shuffled batches, right-padded: (input_ids, attention_mask, labels)."""
+    """Endless shuffled, right-padded batches (:func:`llmlab.finetune.sft.pad_collate`)."""
     while True:
         order = list(range(len(examples)))
         rng.shuffle(order)
         for i in range(0, len(order) - batch_size + 1, batch_size):
-            chunk = [examples[j] for j in order[i:i + batch_size]]
-            T = max(len(ids) for ids, _ in chunk)
-            ids = torch.full((len(chunk), T), pad_id, dtype=torch.long)
-            lab = torch.full((len(chunk), T), -100, dtype=torch.long)
-            mask = torch.zeros((len(chunk), T), dtype=torch.long)
-            for b, (x, y) in enumerate(chunk):
-                ids[b, : len(x)], lab[b, : len(y)], mask[b, : len(x)] = torch.tensor(x), torch.tensor(y), 1
-            yield ids, mask, lab
+            yield pad_collate([examples[j] for j in order[i:i + batch_size]], pad_id)
 
 
 # ----------------------------------------------------------------------------- the recipe
@@ -251,7 +253,7 @@ def run(a: argparse.Namespace, log=print) -> dict:
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     rows = load_chat_rows(a.data, a.n_per_task, a.seed)
     examples = build_examples(rows, tok, a.seq_len)
-    n_tok = sum(sum(t != -100 for t in y) for _, y in examples)
+    n_tok = sum(sum(t != IGNORE_INDEX for t in f["labels"]) for f in examples)
     log(f"data: {a.data}, {len(rows)} conversations -> {len(examples)} examples, {n_tok:,} answer tokens")
     if len(examples) < a.batch_size:
         raise SystemExit("fewer examples than one batch")
@@ -271,11 +273,11 @@ def run(a: argparse.Namespace, log=print) -> dict:
     for step in range(1, a.max_steps + 1):
         total_loss = 0.0
         for _ in range(a.grad_accum):
-            ids, mask, lab = (t.to(device) for t in next(batches))
-            loss = model(input_ids=ids, attention_mask=mask, labels=lab).loss / a.grad_accum
+            batch = {k: v.to(device) for k, v in next(batches).items()}
+            loss = model(**batch).loss / a.grad_accum
             loss.backward()
             total_loss += loss.item()
-            tokens += int(mask.sum())
+            tokens += int(batch["attention_mask"].sum())
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
