@@ -2,8 +2,9 @@
 
 ::
 
-    python -m llmlab.finetune.recipe --model ~/models/Meta-Llama-3-8B --data course --output runs/llama3-qlora
-    python -m llmlab.finetune.recipe --model ~/models/Mistral-7B-v0.1 --data my_chats.jsonl --output runs/mistral
+    python -m llmlab.finetune.recipe --model ~/models/Meta-Llama-3-8B --chat-template-from \\
+        ~/models/Meta-Llama-3-8B-Instruct --data course --output runs/llama3-qlora
+    python -m llmlab.finetune.recipe --model ~/models/Mistral-7B-Instruct-v0.2 --data my_chats.jsonl --output runs/mistral
     python -m llmlab.finetune.recipe --make-tiny llama /tmp/tiny-llama     # a tiny random model to try it on CPU
 
 What it does, in order:
