@@ -73,7 +73,8 @@ def test_model_samples_become_rejected_or_chosen():
 
     rows = preference_pairs("arithmetic", "train", 10, sampler=sampler, model_share=1.0)
     sources = {(r["kind"], r["source"]) for r in rows}
-    assert ("model", "model") in sources and ("wrong_answer", "model") in sources  # both uses of a sample
+    assert ("model", "model") in sources  # a failed sample: the rejected response
+    assert any(k in CORRUPTIONS["arithmetic"] for k, src in sources if src == "model")  # a good one: chosen
     assert all(r["chosen_score"] > r["rejected_score"] for r in rows)
 
 

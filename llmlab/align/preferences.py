@@ -15,7 +15,7 @@ task            rejected responses
                 not order, so both score the same; the rule is "the corpus's word order"), ``modern`` (the
                 same lines in a modern register), ``repeated`` (one line over and over)
 ``arithmetic``  ``model``, ``wrong_answer`` (the reference working with a slip in the last step, so the final
-                answer is wrong)
+                answer is wrong), ``inconsistent`` (the right working, then a final answer that is not its result)
 ``food``        ``model``, ``wrong_fact`` (the reference sentence for the same food with one attribute taken
                 from another row of the table), ``wrong_language`` (the right facts in the other language)
 ==============  ============================================================================================
@@ -51,7 +51,7 @@ FAMILIES = ("jueju", "shakespeare", "arithmetic", "food")
 CORRUPTIONS = {
     "jueju": ("missing_char", "broken_form", "punctuation"),
     "shakespeare": ("shuffled", "modern", "repeated"),
-    "arithmetic": ("wrong_answer",),
+    "arithmetic": ("wrong_answer", "inconsistent"),
     "food": ("wrong_fact", "wrong_language"),
 }
 TIED_KINDS = {"shuffled"}  # ranked by construction, not by the verifier (see the module docstring)
@@ -119,14 +119,24 @@ def _shakespeare_repeated(ex: Example, rng: random.Random) -> str:
     return "\n".join([line] * max(2, ex.meta["n_lines"]))
 
 
+def _wrong_number(right: int, rng: random.Random) -> int:
+    return right + rng.choice([d for d in (-10, -3, -2, -1, 1, 2, 3, 10) if right + d >= 0])
+
+
 def _arithmetic_wrong_answer(ex: Example, rng: random.Random) -> str:
-    right = ex.meta["answer"]
-    wrong = right + rng.choice([d for d in (-10, -3, -2, -1, 1, 2, 3, 10) if right + d >= 0])
+    right, wrong = ex.meta["answer"], _wrong_number(ex.meta["answer"], rng)
     lines = ex.response.split("\n")
     # the last step "... = ans" (or "= ans (remainder r)") and the answer line get the wrong number
     last = len(lines) - 2
     lines[last] = re.sub(rf"= {right}(?!\d)", f"= {wrong}", lines[last])
     lines[-1] = lines[-1].replace(str(right), str(wrong))
+    return "\n".join(lines)
+
+
+def _arithmetic_inconsistent(ex: Example, rng: random.Random) -> str:
+    right, wrong = ex.meta["answer"], _wrong_number(ex.meta["answer"], rng)
+    lines = ex.response.split("\n")
+    lines[-1] = lines[-1].replace(str(right), str(wrong))  # the working still ends with the right number
     return "\n".join(lines)
 
 
@@ -145,7 +155,7 @@ def _food_wrong_language(ex: Example, rng: random.Random) -> str:
 _CORRUPT = {
     "missing_char": _jueju_missing_char, "broken_form": _jueju_broken_form, "punctuation": _jueju_punctuation,
     "shuffled": _shakespeare_shuffled, "modern": _shakespeare_modern, "repeated": _shakespeare_repeated,
-    "wrong_answer": _arithmetic_wrong_answer, "wrong_fact": _food_wrong_fact,
+    "wrong_answer": _arithmetic_wrong_answer, "inconsistent": _arithmetic_inconsistent, "wrong_fact": _food_wrong_fact,
     "wrong_language": _food_wrong_language,
 }
 assert set(_CORRUPT) == {k for ks in CORRUPTIONS.values() for k in ks}
