@@ -41,8 +41,8 @@ def stop_ids(model, tokenizer) -> list[int]:
 def generate(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int = 48, temperature: float = 1.0,
              top_k: int | None = None, seed: int = 0, batch_size: int = 32) -> dict:
     """Sample one response per prompt. Returns ``{"prompt_ids", "prompt_mask", "response_ids", "response_mask",
-    "texts"}``: prompts left-padded, responses right-padded with ``pad_token_id`` after the stop token (which is
-    kept, mask 1, so that a policy learns to stop)."""
+    "texts"}``: (N, P) prompts left-padded, (N, L) responses right-padded with ``pad_token_id`` after the stop
+    token (which is kept, mask 1, so that a policy learns to stop)."""
     was = model.training
     model.eval()
     stops = stop_ids(model, tokenizer)
@@ -84,7 +84,14 @@ def generate(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int = 
         out["response_mask"] += list(rmask)
         out["texts"] += [tokenizer.decode(r[m.bool()], skip_special_tokens=True) for r, m in zip(resp, rmask)]
     model.train(was)
-    return out
+    # batches differ in their prompt and response lengths: left-pad the prompts, right-pad the responses
+    P = max(len(x) for x in out["prompt_ids"])
+    L = max(len(x) for x in out["response_ids"])
+    left = lambda xs, v: torch.stack([torch.cat([torch.full((P - len(x),), v, dtype=x.dtype), x]) for x in xs])
+    right = lambda xs, v: torch.stack([torch.cat([x, torch.full((L - len(x),), v, dtype=x.dtype)]) for x in xs])
+    return {"prompt_ids": left(out["prompt_ids"], pad), "prompt_mask": left(out["prompt_mask"], 0),
+            "response_ids": right(out["response_ids"], pad), "response_mask": right(out["response_mask"], 0),
+            "texts": out["texts"]}
 
 
 def chat_sampler(model, tokenizer, max_new_tokens: int = 48, temperature: float = 1.0, top_k: int | None = None,
