@@ -289,3 +289,24 @@ def test_encode_pairs_masks_the_response():
     for i, r in enumerate(rows):
         resp = b["chosen_input_ids"][i][b["chosen_response_mask"][i].bool()]
         assert tok.decode(resp) == r["chosen"][0]["content"] + "<|end|>\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# the pipeline command
+
+
+def test_cli_runs_reward_model_ppo_and_dpo(tmp_path):
+    import json
+
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    from llmlab.align.cli import main
+
+    prefs = write_jsonl(preference_pairs("food", "train", 10, seed=0), tmp_path / "prefs.jsonl")
+    assert main(["--prefs", str(prefs), "--out", str(tmp_path / "run"), "--rm-epochs", "1", "--ppo-iters", "2",
+                 "--dpo-epochs", "1", "--batch-size", "4", "--max-new-tokens", "6", "--max-length", "64"]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["pairs"] == 10 and len(summary["ppo"]["reward"]) == 2 and 0 <= summary["dpo"]["held_out_accuracy"] <= 1
+    AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "dpo_policy")  # every model reloads
+    AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "ppo_policy")
+    AutoModelForSequenceClassification.from_pretrained(tmp_path / "run" / "reward_model")

@@ -8,6 +8,8 @@
 - :mod:`~llmlab.align.dpo`: the DPO loss and its implicit rewards.
 - :mod:`~llmlab.align.ppo`: KL estimators, reward shaping, GAE, the clipped policy and value losses.
 - :mod:`~llmlab.align.grpo`: group-relative advantages and the GRPO loss.
+- :mod:`~llmlab.align.train`: the loops (reward model, DPO, PPO with a critic) as functions.
+- :mod:`~llmlab.align.cli`: ``python -m llmlab.align``, reward model -> PPO and DPO in one command.
 """
 
 from .batches import concat_pairs, encode_pairs

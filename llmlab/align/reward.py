@@ -57,7 +57,8 @@ class RewardModel(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        h = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, C)
+        pos = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # right or left padding: real tokens count 0, 1, ...
+        h = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=pos).last_hidden_state
         last = h[torch.arange(len(h)), last_token_index(attention_mask)]  # (B, C)
         return self.score(last).squeeze(-1).float()  # (B,)
 
