@@ -99,3 +99,32 @@ def test_logit_scale_clamp_and_recall(tiny_clip):
     assert model.logit_scale.item() == pytest.approx(math.log(100))
     sim = torch.tensor([[0.9, 0.1, 0.0], [0.95, 0.9, 0.0], [0.3, 0.2, 0.1]])  # true pair ranked 1st, 2nd, 3rd
     assert recall_at_k(sim, (1, 2)) == pytest.approx({"R@1": 1 / 3, "R@2": 2 / 3})
+
+
+def test_food_clip_zoo_round_trip(tmp_path, monkeypatch):
+    """A 3-step build: the folder holds a transformers CLIPModel, and load gives back the same embeddings."""
+    from llmlab.vision import pretrained
+
+    monkeypatch.setitem(pretrained.RECIPES, "fast", dict(width=16, layers=1, steps=3, batch=8, n_train=16, lr=1e-3))
+    path = pretrained.food_clip("fast", cache=tmp_path, log=lambda *a: None)
+    model, tok = pretrained.load_food_clip("fast", cache=tmp_path, log=lambda *a: None)
+    assert (path / "model.safetensors").is_file() and len(tok) == len(caption_tokenizer())
+    from transformers import CLIPModel
+
+    hf = CLIPModel.from_pretrained(path).eval()
+    x = images.food_dataset("test", 2)["pixel_values"]
+    ids, mask = tok.encode(["a photo of a mango.", "a red round thing."])
+    with torch.no_grad():  # float32 through one block per tower: 1e-5
+        assert torch.allclose(model(x, ids, mask).logits_per_image,
+                              hf(input_ids=ids, attention_mask=mask, pixel_values=x).logits_per_image, atol=1e-5)
+
+
+def test_visual_instructions_and_scorer():
+    from llmlab.vision import instructions
+
+    exs = instructions.visual_instructions("train", 40, seed=0)
+    assert {e.kind for e in exs} == set(instructions.KINDS) and {e.lang for e in exs} == {"en", "zh"}
+    assert all(instructions.correct(e, e.answer) for e in exs)  # every reference answer passes
+    mango = next(e for e in instructions.visual_instructions("train", 200, seed=0) if e.kind == "colour" and e.lang == "en")
+    assert not instructions.correct(mango, f"It is {mango.key} and purple." if mango.key != "purple" else "It is purple and red.")
+    assert not instructions.correct(mango, "I do not know.")

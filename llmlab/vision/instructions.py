@@ -94,5 +94,5 @@ def correct(example: VisualInstruction, response: str) -> bool:
         table = {"colour": COLOURS, "shape": SHAPES, "meal": MEALS}[example.kind]
         others = [(v[1][0] if example.lang == "zh" else v[0][0]) if example.kind != "meal" else
                   (v[1] if example.lang == "zh" else v[0]) for v in table.values()]
-        return sum(has(w) for w in others if w != example.key and example.key not in w) == 0
+        return sum(has(w) for w in others if w not in example.key) == 0  # 金黄色 holds 黄色: not another value
     return True
