@@ -117,3 +117,29 @@ def test_grad_cam_and_pointing():
     heat[5, 2] = 1.0  # peak at x=2, y=5
     assert pointing_game(heat, (1, 4, 3, 6)) and not pointing_game(heat, (3, 4, 6, 6))
     assert pointing_game(heat, (3, 4, 6, 6), tolerance=1)
+
+
+def test_publish_and_load_vlm(tmp_path):
+    """Published (the LoRA adapter merged) and reloaded as a LlavaForConditionalGeneration: the same logits."""
+    from transformers import PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, models
+
+    from llmlab.finetune.lora import inject_lora
+    from llmlab.vision.pretrained import load_vlm, publish_vlm
+
+    torch.manual_seed(0)
+    lm = LlamaForCausalLM(LlamaConfig(vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                      num_attention_heads=2, num_key_value_heads=1))
+    vit = VisionTransformer(VisionConfig(image_size=16, patch_size=8, hidden_size=16, intermediate_size=32))
+    vlm = VLM(vit, lm, image_token_id=39).eval()
+    inject_lora(vlm.language_model, ["q_proj", "v_proj"], r=2)
+    for n, p in vlm.named_parameters():
+        if "lora_B" in n:
+            torch.nn.init.normal_(p)  # a non-zero adapter, so that merging matters
+    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"<unk>": 0}, unk_token="<unk>")))
+    publish_vlm(vlm, tok, "tiny-vlm", "fast", cache=tmp_path, card={"vqa": 0.5})
+    hf, _ = load_vlm("tiny-vlm", "fast", cache=tmp_path)
+    ids = torch.tensor([[1, 39, 39, 39, 39, 2, 3]])
+    x = torch.randn(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(vlm(ids, x).logits, hf(input_ids=ids, pixel_values=x).logits, atol=1e-5)

@@ -132,3 +132,45 @@ def load_food_clip(tier: str | None = None, **kwargs) -> tuple[CLIP, CaptionToke
         raise RuntimeError(f"{path}: missing {missing}, unexpected {unexpected}")
     vocab = json.loads((path / "vocab.json").read_text(encoding="utf-8"))
     return model.eval(), CaptionTokenizer(vocab)
+
+
+def publish_vlm(vlm, tokenizer, name: str = "food-vlm", tier: str | None = None, cache=None, card: dict | None = None) -> Path:
+    """Publish a course VLM (LoRA merged first, if any) to the zoo as a ``LlavaForConditionalGeneration`` folder with
+    its tokenizer and a ``zoo.json`` model card (``card``: measured accuracy, recipe); replaces an older copy."""
+    import copy
+
+    from ..finetune.lora import LoRALinear, merge_and_unload
+    from .vlm import to_hf_llava
+
+    tier = _tier(tier)
+    root = zoo_dir(cache)
+    final = root / f"{name}-{tier}"
+    root.mkdir(parents=True, exist_ok=True)
+    export = copy.deepcopy(vlm)
+    if any(isinstance(m, LoRALinear) for m in export.language_model.modules()):
+        export.language_model = merge_and_unload(export.language_model)
+    with _lock(root / f".{final.name}.lock"):
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
+        try:
+            with _quiet_transformers():
+                to_hf_llava(export).save_pretrained(tmp)
+                tokenizer.save_pretrained(tmp)
+            (tmp / "zoo.json").write_text(json.dumps({"name": name, "tier": tier, **(card or {})}, indent=1,
+                                                     ensure_ascii=False), encoding="utf-8")
+            if final.exists():
+                shutil.rmtree(final)
+            tmp.replace(final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def load_vlm(name: str = "food-vlm", tier: str | None = None, cache=None):
+    """(``LlavaForConditionalGeneration`` in eval mode, tokenizer) of a published VLM."""
+    from transformers import AutoTokenizer, LlavaForConditionalGeneration
+
+    path = zoo_dir(cache) / f"{name}-{_tier(tier)}"
+    if not (path / "zoo.json").is_file():
+        raise FileNotFoundError(f"{path}: not published yet (Week 8 notebook 4 publishes it at the default size)")
+    with _quiet_transformers():
+        return LlavaForConditionalGeneration.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
