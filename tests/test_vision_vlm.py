@@ -112,7 +112,9 @@ def test_grad_cam_and_pointing():
     torch.manual_seed(0)
     vit = VisionTransformer(VisionConfig(image_size=16, patch_size=4, hidden_size=16, intermediate_size=32)).eval()
     cam = grad_cam(vit, torch.randn(2, 3, 16, 16), lambda out: out.pooler_output[:, 0])
-    assert cam.shape == (2, 4, 4) and (cam >= 0).all()
+    assert cam.shape == (2, 4, 4) and (cam >= 0).all() and cam.flatten(1).max(1).values.gt(0).all()  # not all zero
+    last = grad_cam(vit, torch.randn(2, 3, 16, 16), lambda out: out.pooler_output[:, 0], layer=-1)
+    assert (last == 0).all()  # the last block's patch outputs never reach the pooled class token
     heat = torch.zeros(8, 8)
     heat[5, 2] = 1.0  # peak at x=2, y=5
     assert pointing_game(heat, (1, 4, 3, 6)) and not pointing_game(heat, (3, 4, 6, 6))

@@ -44,9 +44,10 @@ def cls_map(rollout: torch.Tensor) -> torch.Tensor:
     return m.reshape(-1, g, g)
 
 
-def grad_cam(vision_model, pixel_values: torch.Tensor, score: Callable, layer: int = -1) -> torch.Tensor:
+def grad_cam(vision_model, pixel_values: torch.Tensor, score: Callable, layer: int = -2) -> torch.Tensor:
     """(B, g, g) Grad-CAM maps of ``score(output) -> (B,)`` (computed from the ViT's :class:`EncoderOutput`)
-    with respect to the patch tokens of hidden state ``layer`` (-1: the last block's output)."""
+    with respect to the patch tokens of hidden state ``layer``. Default -2, the last block's input: a score of the
+    pooled class token gives the last block's *output* patch tokens a zero gradient."""
     out = vision_model(pixel_values, output_hidden_states=True)
     h = out.hidden_states[layer]  # (B, 1 + N, D)
     grad, = torch.autograd.grad(score(out).sum(), h)
