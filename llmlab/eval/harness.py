@@ -34,6 +34,7 @@ dataset_kwargs:
     test: {test}
     dev: {dev}
   column_names: [question, A, B, C, D, answer]
+  cache_dir: {cache}
 test_split: test
 fewshot_split: dev
 fewshot_config:
@@ -58,6 +59,9 @@ metadata:
 def write_mmlu_tasks(out_dir: str | os.PathLike, subjects: list[str], data_root: str | os.PathLike | None = None) -> Path:
     """One lm-eval task YAML per subject (``mmlu_local_<subject>``), reading ``<data_root>/{dev,test}/*.csv``.
 
+    The ``datasets`` cache of the converted CSV files goes to ``out_dir/.datasets-cache`` (not ``~/.cache``):
+    delete ``out_dir`` and nothing is left behind.
+
     The format is the original MMLU prompt, byte for byte the one :func:`llmlab.eval.mmlu.build_prompt` writes
     (the question is not stripped, as lm-eval's own ``mmlu`` task does); lm-eval joins the shots as
     ``doc_to_text + target_delimiter + target + fewshot_delimiter``. The real download path stays with
@@ -70,7 +74,7 @@ def write_mmlu_tasks(out_dir: str | os.PathLike, subjects: list[str], data_root:
     out.mkdir(parents=True, exist_ok=True)
     for s in subjects:
         text = _TEMPLATE.format(subject=s, pretty=" ".join(s.split("_")), test=root / "test" / f"{s}_test.csv",
-                                dev=root / "dev" / f"{s}_dev.csv")
+                                dev=root / "dev" / f"{s}_dev.csv", cache=out / ".datasets-cache")
         (out / f"mmlu_local_{s}.yaml").write_text(text, encoding="utf-8")
     return out
 
