@@ -11,6 +11,7 @@ module              what
 ``arena``           online Elo, Bradley-Terry maximum likelihood (Chatbot Arena's fit), bootstrap CIs, win rates
 ``react``           the ReAct loop: Thought / Action / Observation, tool registry, stop sequences, step limit
 ``tot``             Tree of Thoughts: BFS with a beam, DFS with backtracking; the Game of 24
+``local_chat``      an in-process OpenAI-style chat client over a local Hugging Face model (no server needed)
 ==================  ===========================================================================================
 
 Import the module you need (``from llmlab.eval import bleu``): ``harness`` imports ``lm_eval``, which is slow.
