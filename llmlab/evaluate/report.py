@@ -68,10 +68,13 @@ def load_model(spec: str) -> ModelHandle:
         remote, _, url = spec[len("openai:"):].partition("@")
         return ModelHandle(spec, client=OpenAI(base_url=url or None, api_key=os.environ.get("OPENAI_API_KEY", "none")),
                            remote=remote)
+    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from .. import zoo
 
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
     path = Path(spec) if Path(spec).is_dir() else zoo.pretrained(spec, log=lambda *a: None)
     tok = AutoTokenizer.from_pretrained(path)
     tok.model_max_length = 10**7
