@@ -60,7 +60,7 @@ autograde: $(STAMP)  ## grade a cohort, sandboxed and in parallel: make autograd
 progress: $(STAMP)  ## the learner's score per week, as bars: make progress [WEEKS=weeks]
 	$(PY) -m autograder progress $(or $(WEEKS),$(if $(wildcard workspace),workspace,weeks))
 
-MODELS ?= llama-base shakespeare-bpe tang-poetry
+MODELS ?= llama-base llama-chat shakespeare-bpe tang-poetry
 eval-report: $(STAMP)  ## the Week 7 evaluation report: make eval-report [MODELS="llama-base /path/to/hf-folder openai:NAME@URL"] [REPORT=report]
 	$(PY) -m llmlab.evaluate --models $(MODELS) --out $(or $(REPORT),report)
 

@@ -10,19 +10,20 @@ from llmlab.evaluate.__main__ import main
 
 @pytest.fixture(scope="module")
 def results():
-    return evaluate_models(["llama-base", "shakespeare-char"], size="fast", seed=0, log=lambda s: None)
+    return evaluate_models(["llama-chat", "shakespeare-char"], size="fast", seed=0, log=lambda s: None)
 
 
 def test_every_metric_is_there(results):
-    for name in ("llama-base", "shakespeare-char"):
+    for name in ("llama-chat", "shakespeare-char"):
         r = results["models"][name]
         assert set(r) >= {"perplexity", "mmlu", "overlap", "verifiers", "speed_tokens_per_s"}
         assert r["perplexity"]["Tiny Shakespeare"]["bits_per_byte"] > 0
         assert 0 <= r["mmlu"]["macro"] <= 1 and set(r["verifiers"]) == {"shakespeare", "jueju", "food", "arithmetic"}
     assert results["models"]["shakespeare-char"]["perplexity"]["Tang poetry"] is None  # no 汉字 in its vocabulary
-    assert set(results["arena"]) == {"llama-base", "shakespeare-char"}
-    lo, hi = results["arena"]["llama-base"]["ci"]
-    assert lo <= results["arena"]["llama-base"]["rating"] <= hi
+    assert set(results["arena"]) == {"llama-chat", "shakespeare-char"}
+    lo, hi = results["arena"]["llama-chat"]["ci"]
+    assert lo <= results["arena"]["llama-chat"]["rating"] <= hi
+    assert results["models"]["llama-chat"]["kind"] == "local"
 
 
 def test_report_files(results, tmp_path):

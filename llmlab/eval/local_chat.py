@@ -36,7 +36,8 @@ class LocalChat:
             torch.manual_seed(self.seed)
         out = self.model.generate(torch.tensor([ids]), max_new_tokens=max_tokens, do_sample=sample,
                                   temperature=temperature if sample else None, top_k=50 if sample else None,
-                                  pad_token_id=self.tok.pad_token_id, eos_token_id=self.tok.eos_token_id)
+                                  pad_token_id=self.tok.pad_token_id,
+                                  eos_token_id=self.model.generation_config.eos_token_id or self.tok.eos_token_id)
         text = self.tok.decode(out[0, len(ids):], skip_special_tokens=True)
         for s in stop or []:
             text = text.split(s)[0]

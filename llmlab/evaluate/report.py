@@ -31,6 +31,7 @@ class ModelHandle:
     window: int = 0
     client: object = None
     remote: str | None = None  # the model name at the endpoint
+    chat: bool = False  # a chat model: instructions go through its chat template
     stats: dict = field(default_factory=lambda: {"tokens": 0, "seconds": 0.0})
 
     @property
@@ -38,8 +39,9 @@ class ModelHandle:
         return self.model is not None
 
     @torch.no_grad()
-    def generate(self, prompt: str, max_new: int, seed: int = 0) -> str:
-        """A continuation of ``prompt`` (sampled at temperature 0.7, seeded; endpoints: temperature 0.7 too)."""
+    def generate(self, prompt: str, max_new: int, seed: int = 0, instruction: bool = False) -> str:
+        """A continuation of ``prompt`` (sampled at temperature 0.7, seeded; endpoints: temperature 0.7 too).
+        ``instruction``: the prompt is a user's request; a chat model then sees it through its chat template."""
         t0 = time.perf_counter()
         if not self.local:
             r = self.client.chat.completions.create(model=self.remote, messages=[{"role": "user", "content": prompt}],
@@ -48,11 +50,15 @@ class ModelHandle:
             n = getattr(getattr(r, "usage", None), "completion_tokens", None) or len(text.split())
         else:
             tok = self.tokenizer
+            if instruction and self.chat:
+                prompt = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                                 add_generation_prompt=True)
             max_new = min(max_new, self.window // 2)
             ids = tok(prompt, add_special_tokens=False)["input_ids"][-(self.window - max_new):]
             torch.manual_seed(seed)
             out = self.model.generate(torch.tensor([ids]), max_new_tokens=max_new, do_sample=True, temperature=0.7,
-                                      top_k=50, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+                                      top_k=50, pad_token_id=tok.pad_token_id,
+                                      eos_token_id=self.model.generation_config.eos_token_id or tok.eos_token_id)
             n = out.shape[1] - len(ids)
             text = tok.decode(out[0, len(ids):], skip_special_tokens=True)
         self.stats["tokens"] += n
@@ -75,12 +81,14 @@ def load_model(spec: str) -> ModelHandle:
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-    path = Path(spec) if Path(spec).is_dir() else zoo.pretrained(spec, log=lambda *a: None)
+    is_dir = Path(spec).is_dir()
+    path = Path(spec) if is_dir else zoo.pretrained(spec, log=lambda *a: None)
     tok = AutoTokenizer.from_pretrained(path)
     tok.model_max_length = 10**7
     model = AutoModelForCausalLM.from_pretrained(path).eval()
     window = getattr(model.config, "n_positions", None) or model.config.max_position_embeddings
-    return ModelHandle(Path(spec).name if Path(spec).is_dir() else spec, model=model, tokenizer=tok, window=window)
+    chat = tok.chat_template is not None if is_dir else zoo.MODELS[spec].arch == "chat"
+    return ModelHandle(Path(spec).name if is_dir else spec, model=model, tokenizer=tok, window=window, chat=chat)
 
 
 # ------------------------------------------------------------------------------------------ the metrics
@@ -128,7 +136,8 @@ def overlap_metrics(h: ModelHandle, size: dict, seed: int) -> dict:
     out = {}
     for task, rows in _task_prompts(size).items():
         zh = task.startswith("Tang")
-        hyps = [h.generate(p, size["max_new"], seed + i).lstrip().split("\n")[0] for i, (p, _) in enumerate(rows)]
+        hyps = [h.generate(p, size["max_new"], seed + i, instruction=task == "food").lstrip().split("\n")[0]
+                for i, (p, _) in enumerate(rows)]
         refs = [[r] for _, r in rows]
         rl = [rouge(r[0], y, tokenize=char_tokens if zh else tokens)["rougeL"][2] for y, r in zip(hyps, refs)]
         out[task] = {"bleu": corpus_bleu(hyps, refs, tokenize="zh" if zh else "13a").score,
@@ -157,7 +166,8 @@ def verifier_answers(h: ModelHandle, size: dict, seed: int) -> dict:
     out = {}
     for task in ("shakespeare", "jueju", "food", "arithmetic"):
         for i, ex in enumerate(tasks.generate(task, "test", size["n_task"], seed=seed)):
-            v = tasks.verify(ex, h.generate(ex.prompt + "\n", size["max_new"], seed + i))
+            v = tasks.verify(ex, h.generate(ex.prompt + ("" if h.chat else "\n"), size["max_new"], seed + i,
+                                            instruction=True))
             out[task, i] = (v.score, v.passed)
     return out
 
