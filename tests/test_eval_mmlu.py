@@ -80,3 +80,22 @@ def test_same_choices_and_loglikelihoods_as_lm_eval(llama, tmp_path):
             lls = [r[0] for r in t["filtered_resps"]]
             assert o["scores"] == pytest.approx(lls, abs=1e-5)  # same requests, same model: float32 round-off only
             assert o["pred"] == max(range(4), key=lambda j: lls[j]) and t["target"] == row["answer"]
+
+
+def test_course_lm_rolling_and_generation(llama):
+    pytest.importorskip("lm_eval")
+    from llmlab.eval import harness
+    from llmlab.eval.perplexity import direct_nlls
+
+    model, tok = llama
+    lm = harness.CourseLM(model, tok, max_length=64)
+    req = type("Req", (), {})
+    text = "To be, or not to be"  # fits the window: the rolling score is the direct one, end-of-text in front
+    r = req()
+    r.args = (text,)
+    ids = torch.tensor([tok.eos_token_id] + tok(text, add_special_tokens=False)["input_ids"])
+    assert lm.loglikelihood_rolling([r])[0] == pytest.approx(-direct_nlls(model, ids).sum().item(), abs=1e-4)
+    g = req()
+    g.args = ("ROMEO:\n", {"until": ["\n"], "max_gen_toks": 8})
+    out = lm.generate_until([g])[0]
+    assert isinstance(out, str) and "\n" not in out  # cut at the stop sequence
