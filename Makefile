@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: help setup lab update test test-fast release check autograde progress bench eval-report clean
+.PHONY: help setup lab update test test-fast release check autograde progress bench serve eval-report clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -70,6 +70,12 @@ bench:  ## list the benchmarks; run one with make bench-NAME (each prints figure
 
 bench-%: $(STAMP)  ## e.g. make bench-week01 (time to val 1.88), bench-grading, bench-tokenizers, bench-train, bench-attention
 	$(PY) benchmarks/bench_$*.py $(ARGS)
+
+MODEL ?= llama-chat
+HOST  ?= 127.0.0.1
+PORT  ?= 8000
+serve: $(STAMP)  ## the OpenAI-compatible server on a zoo model or HF folder: make serve [MODEL=llama-chat] [PORT=8000]
+	$(PY) -m llmlab.serve --model $(MODEL) --host $(HOST) --port $(PORT) $(ARGS)
 
 clean:  ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache runs out benchmarks/results

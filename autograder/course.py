@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 # the source notebooks; LLMLAB_SOLUTIONS points the tools at another copy (e.g. an instructor's private repo)
 SOLUTIONS = Path(os.environ.get("LLMLAB_SOLUTIONS") or REPO / "solutions").resolve()
 RELEASE = REPO / "weeks"
-WEEK = re.compile(r"^week\d\d$")
+WEEK = re.compile(r"^(week\d\d|bonus)$")  # the eight weeks, and the bonus track (solutions/bonus -> weeks/bonus)
 
 # nbgrader runs helper programs (alembic) and kernels by name: make this interpreter's bin folder
 # come first on PATH, so `.venv/bin/python -m autograder` works without activating the venv
@@ -60,7 +60,8 @@ GRADING_ENV = {"LLMLAB_FAST": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSIT
 
 
 def weeks() -> list[str]:
-    return sorted(p.name for p in SOLUTIONS.iterdir() if p.is_dir() and WEEK.match(p.name))
+    names = [p.name for p in SOLUTIONS.iterdir() if p.is_dir() and WEEK.match(p.name)]
+    return sorted(names, key=lambda n: (n == "bonus", n))  # the bonus track after the weeks
 
 
 def notebooks(week: str) -> list[Path]:

@@ -19,6 +19,8 @@ Sub-packages:
   FlashAttention, Triton, ZeRO, tensor parallelism, profiling, DeepSpeed.
 - ``llmlab.finetune``     -- Week 4: ``lora`` (LoRA from scratch, PEFT-compatible).
 - ``llmlab.tasks``        -- Week 4 on: seeded instruction tasks (poetry, programming, food, arithmetic) and verifiers.
+- ``llmlab.lowrank``      -- bonus track: SVD and low-rank approximation (``svd``), GaLore (``galore``).
+- ``llmlab.diffusion``    -- bonus track: DDPM/DDIM schedules and steps (``ddpm``), equal to ``diffusers``'.
 
 The flat names of earlier releases (``llmlab.model``, ``llmlab.chargpt``, ``llmlab.trainer``, ``llmlab.memory``,
 ...) still import, as the same module objects, for one release (``llmlab/_compat.py``).
@@ -27,3 +29,17 @@ Week N notebooks import the finished code of weeks < N from here instead of copy
 """
 
 __version__ = "0.1.0"
+
+
+def _drop_hub_kernel_notice() -> None:
+    """bitsandbytes (CPUs with AVX-512 BF16) tries to fetch an optional 4-bit GEMM kernel from the Hugging Face hub
+    when it is imported, and logs a warning on stderr when it cannot (always, offline): its built-in CPU kernel
+    is then used, with the same results. The course machines never reach the hub, so this one message is dropped
+    (test cells must stay silent on stderr); every other bitsandbytes message still shows."""
+    import logging
+
+    logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
+        lambda record: not str(record.msg).startswith("Failed to load CPU gemm_4bit_forward from kernels-community"))
+
+
+_drop_hub_kernel_notice()

@@ -29,7 +29,7 @@ from autograder.release import release
 
 from conftest import SERIAL, selected
 
-SOURCES = sorted(SOLUTIONS.glob("week*/*.ipynb"))
+SOURCES = sorted(SOLUTIONS.glob("week*/*.ipynb")) + sorted(SOLUTIONS.glob("bonus/*.ipynb"))  # the weeks, the bonus track
 pytestmark = pytest.mark.notebooks
 # notebooks that start DeepSpeed (its launcher, or its compiled ops): the serial group
 DEEPSPEED = re.compile(r"\bds_train\b|\bzero_ds_demo\b|\bimport deepspeed\b|\bdeepspeed\.")

@@ -81,6 +81,7 @@ def build_chat(base_path, out_dir, s: SFTSettings, progress: bool = False, log=p
             rates = " ".join(f"{t} {r:.0%}" for t, r in res["pass_rate"].items())
             log(f"[sft] {name} {label}: assistant loss {loss['loss']:.3f} | pass rates {rates}")
 
+        n_lora = sum(p.numel() for n, p in peft_model.named_parameters() if "lora_" in n)
         # the adapter alone, then merged into the weights; both must give the same logits
         with quiet():
             peft_model.save_pretrained(out / ADAPTER_DIR)
@@ -119,7 +120,6 @@ def build_chat(base_path, out_dir, s: SFTSettings, progress: bool = False, log=p
                                 "after": {k: a[k] for k in ("response", "passed", "score", "reason")}},
                                ensure_ascii=False) + "\n")
     n_params = sum(p.numel() for p in merged.parameters())
-    n_lora = sum(p.numel() for n, p in peft_model.named_parameters() if "lora_" in n)
     total_passed = {k: sum(r["passed"] for r in res["rows"]) / len(res["rows"]) for k, res in
                     (("before", before), ("after", after))}
     return {

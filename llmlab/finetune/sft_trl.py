@@ -113,12 +113,13 @@ def sft_config(s: SFTSettings, output_dir: str):
         from trl import SFTConfig
 
     cuda = torch.cuda.is_available()
-    return SFTConfig(bf16=cuda and torch.cuda.is_bf16_supported(), gradient_checkpointing=False,output_dir=output_dir, max_steps=s.max_steps, per_device_train_batch_size=s.batch_size,
-                     learning_rate=s.lr, lr_scheduler_type="cosine", warmup_steps=s.warmup_steps, weight_decay=0.0,
-                     logging_steps=1, report_to="none", save_strategy="no", disable_tqdm=True,
-                     use_cpu=not torch.cuda.is_available(), seed=s.seed, data_seed=s.seed,
-                     assistant_only_loss=True, packing=s.packing, max_length=s.max_length,
-                     dataloader_num_workers=0, **s.extra)
+    with quiet():  # TrainingArguments warns that gradient_checkpointing is being renamed
+        return SFTConfig(output_dir=output_dir, bf16=cuda and torch.cuda.is_bf16_supported(),
+                         gradient_checkpointing=False, max_steps=s.max_steps, per_device_train_batch_size=s.batch_size,
+                         learning_rate=s.lr, lr_scheduler_type="cosine", warmup_steps=s.warmup_steps,
+                         weight_decay=0.0, logging_steps=1, report_to="none", save_strategy="no", disable_tqdm=True,
+                         use_cpu=not cuda, seed=s.seed, data_seed=s.seed, assistant_only_loss=True,
+                         packing=s.packing, max_length=s.max_length, dataloader_num_workers=0, **s.extra)
 
 
 def _history_callback(history: list, bar):
