@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: help setup lab update test test-fast release check autograde progress bench serve clean
+.PHONY: help setup lab update test test-fast release check autograde progress bench serve eval-report clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -59,6 +59,10 @@ autograde: $(STAMP)  ## grade a cohort, sandboxed and in parallel: make autograd
 
 progress: $(STAMP)  ## the learner's score per week, as bars: make progress [WEEKS=weeks]
 	$(PY) -m autograder progress $(or $(WEEKS),$(if $(wildcard workspace),workspace,weeks))
+
+MODELS ?= llama-base llama-chat shakespeare-bpe tang-poetry
+eval-report: $(STAMP)  ## the Week 7 evaluation report: make eval-report [MODELS="llama-base /path/to/hf-folder openai:NAME@URL"] [REPORT=report]
+	$(PY) -m llmlab.evaluate --models $(MODELS) --out $(or $(REPORT),report)
 
 BENCHES := $(patsubst benchmarks/bench_%.py,%,$(wildcard benchmarks/bench_*.py))
 bench:  ## list the benchmarks; run one with make bench-NAME (each prints figures, asserts nothing)

@@ -1,0 +1,58 @@
+"""The ReAct loop on a scripted model, and Tree of Thoughts searches on the Game of 24."""
+
+from fractions import Fraction
+
+import pytest
+
+from llmlab.eval import react, tot
+
+
+def test_react_runs_tools_and_stops_at_the_final_answer():
+    model = react.ScriptedModel(["Thought: multiply first\nAction: calculator[17 * 23]",
+                                 "Thought: done\nFinal Answer: 391"])
+    trace = react.react("What is 17 * 23?", model)
+    assert trace.answer == "391" and trace.stopped == "final" and trace.tool_calls == 1
+    assert trace.steps[0]["observation"] == "391"
+    assert model.calls[0]["stop"] == ["Observation:"]  # the model must not write the observation itself
+    assert model.calls[1]["messages"][-1]["content"].endswith("Observation: 391\n")
+
+
+def test_react_errors_become_observations_and_the_step_limit_holds():
+    model = react.ScriptedModel(["Action: search[x]", "I think so.", "Action: calculator[1 / 0]",
+                                 "Action: calculator(2)", "Action: calculator[2]"])
+    trace = react.react("?", model, max_steps=4)
+    obs = [s["observation"] for s in trace.steps]
+    assert obs[0].startswith("Error: unknown tool 'search'") and obs[1].startswith("Error: no 'Action")
+    assert "ZeroDivisionError" in obs[2] and obs[3].startswith("Error: could not parse")
+    assert trace.stopped == "max_steps" and trace.answer is None and len(model.replies) == 1
+
+
+def test_react_ignores_invented_observations_and_calculator_is_safe():
+    model = react.ScriptedModel(["Action: calculator[2 + 2]\nObservation: 5\nFinal Answer: 5", "Final Answer: 4"])
+    assert react.react("2 + 2?", model).answer == "4"  # a server that ignores stop: the text after it is cut
+    assert react.calculator("(3 + 4) * 5 - 10 / 4") == "32.5"
+    with pytest.raises(ValueError):
+        react.calculator("__import__('os').system('true')")
+
+
+def test_game24_and_searches():
+    g = tot.Game24([4, 9, 10, 13])
+    res = tot.bfs(g.root, g.propose, g.value, g.is_goal, depth=3, beam=5)
+    assert res.solution is not None and g.is_goal(res.solution)
+    assert res.calls["propose"] == len(res.visited)
+    steps = tot.solve24([3, 3, 8, 8])  # the classic that needs fractions: 8 / (3 - 8/3)
+    assert steps is not None and steps[-1].endswith("= 24")
+    assert tot.solve24([1, 1, 1, 1]) is None
+    assert len(g.propose(tot.State24((Fraction(1), Fraction(2))))) == 5  # 3, 2, -1, 1, 1/2 (2 / 1 = 2 * 1: once)
+
+
+def test_dfs_backtracks_and_beam_limits():
+    # a tree: root -> a (value 1, dead end) and b (value 0); b -> goal. DFS tries a first, backtracks to b.
+    tree = {"root": ["a", "b"], "a": [], "b": ["goal"], "goal": []}
+    val = {"a": 1.0, "b": 0.0, "goal": 0.5}
+    r = tot.dfs("root", tree.__getitem__, val.__getitem__, lambda s: s == "goal", depth=3)
+    assert r.solution == "goal" and r.visited == ["root", "a", "b"]
+    r = tot.dfs("root", tree.__getitem__, val.__getitem__, lambda s: s == "goal", depth=3, threshold=0.5)
+    assert r.solution is None  # b is pruned
+    r = tot.bfs("root", tree.__getitem__, val.__getitem__, lambda s: s == "goal", depth=2, beam=1)
+    assert r.solution is None and r.visited == ["root", "a"]  # beam 1 keeps only a
