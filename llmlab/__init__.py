@@ -17,8 +17,14 @@ Sub-packages:
   (``model=``, ``batches=``, ``loss_fn=``, callbacks), ``train``, and its command line.
 - ``llmlab.systems``      -- Week 3: memory accounting and measuring, mixed precision, checkpointing,
   FlashAttention, Triton, ZeRO, tensor parallelism, profiling, DeepSpeed.
-- ``llmlab.finetune``     -- Week 4: ``lora`` (LoRA from scratch, PEFT-compatible).
+- ``llmlab.finetune``     -- Week 4: ``lora`` (from scratch, PEFT-compatible), SFT (``sft``, ``sft_trl``,
+  ``chat_eval``, ``chat_model``), QLoRA (``nf4``, ``bnb_cpu``, ``budget``, ``recipe``), ``compare``.
 - ``llmlab.tasks``        -- Week 4 on: seeded instruction tasks (poetry, programming, food, arithmetic) and verifiers.
+- ``llmlab.align``        -- Week 5: preference data, reward model, DPO, PPO, GRPO (``python -m llmlab.align``).
+- ``llmlab.serve``        -- Week 6: the inference engine (paged KV, continuous batching, speculative decoding)
+  and the OpenAI-compatible server (``python -m llmlab.serve``).
+- ``llmlab.eval``, ``llmlab.prompts``, ``llmlab.evaluate`` -- Week 7: metrics and benchmarks, prompting, the report.
+- ``llmlab.vision``       -- Week 8: synthetic food images, ViT/CLIP, Q-Former, the LLaVA-style VLM, explanations.
 - ``llmlab.lowrank``      -- bonus track: SVD and low-rank approximation (``svd``), GaLore (``galore``).
 - ``llmlab.diffusion``    -- bonus track: DDPM/DDIM schedules and steps (``ddpm``), equal to ``diffusers``'.
 
