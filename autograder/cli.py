@@ -56,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("notebooks", nargs="+", type=Path)
 
     args = p.parse_args(argv)
+    notebooks = [args.notebook] if args.cmd == "check" else args.notebooks if args.cmd in ("roundtrip", "normalize") else []
+    missing = [nb for nb in notebooks if not nb.is_file()]
+    if missing:  # one line, not a traceback: the usual cause is a typo or the wrong folder
+        for nb in missing:
+            print(f"error: {nb}: no such notebook (from {Path.cwd()})", file=sys.stderr)
+        return 2
     return globals()[f"_cmd_{args.cmd}"](args)
 
 

@@ -277,6 +277,26 @@ def reserve_uid(base: int = UID_BASE_DEFAULT, span: int = 1000) -> int:
     raise RuntimeError(f"no free sandbox uid in {base}..{base + span}")
 
 
+def kill_until_gone(list_pids, rounds: int, pause: float, after_round=None) -> set[int]:
+    """SIGKILL what ``list_pids()`` returns, again and again until it returns nothing (a fork bomb forks while
+    it dies) or ``rounds`` run out; every pid seen."""
+    seen: set[int] = set()
+    for _ in range(rounds):
+        pids = list_pids()
+        if not pids:
+            break
+        seen.update(pids)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(pause)
+        if after_round is not None:
+            after_round()
+    return seen
+
+
 def kill_uid(uid: int) -> None:
     """SIGKILL every process that runs as ``uid`` (kill(-1) from a child that has become that uid)."""
     pid = os.fork()
@@ -615,16 +635,7 @@ class Cgroup:
                 (self.dirs[0] / "cgroup.kill").write_text("1")
             except OSError:
                 pass
-        for _ in range(100):
-            pids = self.pids()
-            if not pids:
-                return
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            time.sleep(0.02)
+        kill_until_gone(self.pids, rounds=100, pause=0.02)
 
     def remove(self) -> None:
         for d in self.dirs:
@@ -926,20 +937,11 @@ class SandboxKernelManager(IpcKernelManager):
 
     def kill_leftovers(self) -> int:
         """SIGKILL every leftover process (again and again: a fork bomb forks while it dies); how many there were."""
-        seen: set[int] = set()
-        for _ in range(300):
-            pids = self.leftovers()
-            if not pids:
-                break
-            seen.update(pids)
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            time.sleep(0.01)
+        def reap():
             _reap(exclude=self._root_pid(), since=getattr(self, "_started", 0))
-        _reap(exclude=self._root_pid(), since=getattr(self, "_started", 0))
+
+        seen = kill_until_gone(self.leftovers, rounds=300, pause=0.01, after_round=reap)
+        reap()
         return len(seen)
 
     def death_reason(self) -> str:

@@ -17,6 +17,8 @@ Sub-packages:
   (``model=``, ``batches=``, ``loss_fn=``, callbacks), ``train``, and its command line.
 - ``llmlab.systems``      -- Week 3: memory accounting and measuring, mixed precision, checkpointing,
   FlashAttention, Triton, ZeRO, tensor parallelism, profiling, DeepSpeed.
+- ``llmlab.finetune``     -- Week 4: ``lora`` (LoRA from scratch, PEFT-compatible).
+- ``llmlab.tasks``        -- Week 4 on: seeded instruction tasks (poetry, programming, food, arithmetic) and verifiers.
 
 The flat names of earlier releases (``llmlab.model``, ``llmlab.chargpt``, ``llmlab.trainer``, ``llmlab.memory``,
 ...) still import, as the same module objects, for one release (``llmlab/_compat.py``).

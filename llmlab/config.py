@@ -65,7 +65,9 @@ def set_seed(seed: int = 1337) -> None:
 
 
 def set_threads(n: int | None = None) -> int:
-    """Use ``n`` intra-op CPU threads (default: every core this process may use)."""
+    """Use ``n`` intra-op CPU threads (default: ``$OMP_NUM_THREADS`` if set, else every core this process may use)."""
+    if n is None and os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        n = int(os.environ["OMP_NUM_THREADS"])  # a parallel test run or a batch job already chose
     if n is None:
         try:
             n = len(os.sched_getaffinity(0))

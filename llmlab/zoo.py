@@ -39,6 +39,12 @@ The models (``MODELS``):
   byte-level BPE in which each Chinese character is a pre-token (:func:`han_bpe_tokenizer`), the chat tokens
   ``<|system|> <|user|> <|assistant|> <|end|>`` reserved and a chat template in ``tokenizer_config.json``
   (``tokenizer.apply_chat_template`` works; generation stops at ``<|endoftext|>`` or ``<|end|>``).
+- ``llama-chat`` (Week 4): ``llama-base`` (same tier, same cache) after supervised fine-tuning on the chat-formatted
+  course tasks (:mod:`llmlab.tasks`) with ``peft.LoraConfig`` + TRL's ``SFTTrainer``, loss on the assistant tokens
+  only, the adapter merged (:func:`llmlab.finetune.chat_model.build_chat`, the run of Week 4's notebook 4). Same
+  tokenizer and chat template; ``generation_config.eos_token_id`` holds ``<|end|>``; ``adapter/`` keeps the LoRA
+  adapter alone; ``zoo.json`` records the verifiers' pass rates per task before and after (``pass_rate_before``,
+  ``pass_rate_after``), ``eval.jsonl`` every validation prompt with both responses.
 
 Each folder holds ``config.json`` + ``model.safetensors`` (GPT-2 architecture, written by
 :func:`llmlab.models.gpt.to_hf_gpt2`), ``tokenizer.json`` + ``tokenizer_config.json``,
@@ -100,7 +106,9 @@ class ModelSpec:
     description: str
     bpe_vocab: dict = field(default_factory=dict)  # tier -> BPE vocabulary size (bpe only)
     tiers: dict = field(default_factory=dict)  # tier -> llmlab.train.TrainConfig overrides
-    arch: str = "gpt2"  # "gpt2": llmlab.models.gpt.GPT trained by llmlab.train; "llama": see _build_llama below
+    arch: str = "gpt2"  # "gpt2": llmlab.models.gpt.GPT trained by llmlab.train; "llama": see _build_llama below;
+    # "chat": LoRA-SFT of the zoo model `base` (same tier) by llmlab.finetune.chat_model; tiers hold SFTSettings fields
+    base: str | None = None
 
 
 _COMMON = dict(optimizer="torch", weight_decay=0.1, beta1=0.9, beta2=0.99, grad_clip=1.0, log_interval=10)
@@ -164,6 +172,22 @@ MODELS: dict[str, ModelSpec] = {
             gpu=dict(model=dict(hidden_size=384, intermediate_size=1024, num_hidden_layers=6, num_attention_heads=6,
                                 num_key_value_heads=2), block_size=512, batch_size=32, max_steps=5000, max_lr=1e-3,
                      min_lr=1e-4, warmup_steps=200, eval_interval=500, eval_batches=20, corpus_chars=None),
+        ),
+    ),
+    # Week 4: llama-base instruction-tuned on the course tasks (llmlab.tasks) by LoRA-SFT with PEFT + TRL, merged
+    "llama-chat": ModelSpec(
+        "llama-chat", "llmlab.tasks", "bpe-han",
+        "llama-base after supervised fine-tuning on the chat-formatted course tasks (Shakespeare continuation, "
+        "五言绝句, Python functions, food questions, arithmetic): LoRA on all linear layers, assistant-only loss, "
+        "merged; generation stops at <|end|>",
+        arch="chat", base="llama-base",
+        tiers=dict(
+            fast=dict(n_per_task=8, eval_per_task=2, max_steps=12, batch_size=4, lr=3e-3, warmup_steps=2, r=8,
+                      alpha=16, max_length=256, max_new_tokens=24, threads=1),
+            cpu=dict(n_per_task=400, eval_per_task=20, max_steps=600, batch_size=8, lr=2e-3, warmup_steps=30, r=32,
+                     alpha=64, dropout=0.05, max_length=320, max_new_tokens=96),
+            gpu=dict(n_per_task=2000, eval_per_task=50, max_steps=3000, batch_size=32, lr=1e-3, warmup_steps=100,
+                     r=64, alpha=128, dropout=0.05, max_length=512, max_new_tokens=160),
         ),
     ),
 }
@@ -309,14 +333,18 @@ def _full_loss(model: GPT, ids: np.ndarray, max_tokens: int | None = None, batch
     return total / (n * T), n * T
 
 
-def build(name: str, tier: str, out_dir: str | os.PathLike, progress: bool = True, log=print) -> dict:
+def build(name: str, tier: str, out_dir: str | os.PathLike, progress: bool = True, log=print,
+          cache: str | os.PathLike | None = None) -> dict:
     """Train zoo model ``name`` at ``tier`` and write the Hugging Face folder ``out_dir``; returns zoo.json.
+    ``cache``: where a model this one is made from (``spec.base``) is found or built.
 
     Deterministic: the same name, tier, machine and thread count give the same weights.
     """
     spec, tier = _spec(name), _tier(tier)
     threads = torch.get_num_threads()
     try:
+        if spec.arch == "chat":
+            return _build_chat(spec, tier, Path(out_dir), progress, log, cache)
         builder = _build_llama if spec.arch == "llama" else _build
         return builder(spec, tier, Path(out_dir), progress, log)
     finally:
@@ -483,7 +511,7 @@ def pretrained(name: str, tier: str | None = None, cache: str | os.PathLike | No
         log(f"[zoo] training {name!r} ({tier} tier) into {final} ...")
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
         try:
-            meta = build(name, tier, tmp, progress=progress, log=log)
+            meta = build(name, tier, tmp, progress=progress, log=log, cache=cache)
             if final.exists():  # force: move the old copy aside, publish, then delete it
                 old = Path(tempfile.mkdtemp(prefix=f".old-{final.name}-", dir=root))
                 os.replace(final, old / "model")
@@ -517,7 +545,7 @@ def load(name: str, tier: str | None = None, **kwargs):
     from .models.llama import from_hf_llama
 
     path = pretrained(name, tier, **kwargs)
-    convert = from_hf_llama if _spec(name).arch == "llama" else from_hf_gpt2
+    convert = from_hf_llama if _spec(name).arch in ("llama", "chat") else from_hf_gpt2
     with _quiet_transformers():
         model = convert(AutoModelForCausalLM.from_pretrained(path)).eval()
         return model, AutoTokenizer.from_pretrained(path)
@@ -560,7 +588,7 @@ CHAT_TEMPLATE = (
 
 
 def han_bpe_tokenizer(texts: list[str], vocab_size: int, model_max_length: int | None = None):
-    """Byte-level BPE (:func:`llmlab.hf_tokenizer.train_bytelevel_bpe`) in which every Chinese character is a
+    """Byte-level BPE (:func:`llmlab.tokenization.hf.train_bytelevel_bpe`) in which every Chinese character is a
     pre-token of its own: merges join its 3 UTF-8 bytes (a frequent character becomes one token) but never
     two characters, so "5 characters" stays "5 tokens or more" and the English side is GPT-2's recipe.
 
@@ -738,6 +766,37 @@ def _build_llama(spec: ModelSpec, tier: str, out: Path, progress: bool, log) -> 
         "versions": {"llmlab": __version__, "torch": torch.__version__,
                      "transformers": __import__("transformers").__version__},
     }
+    (out / "zoo.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+    return meta
+
+
+# ---------------------------------------------------------------------------------------------
+# the chat model (Week 4): llama-base + LoRA-SFT on the course tasks (the recipe is llmlab.finetune.chat_model)
+
+
+def chat_settings(name: str = "llama-chat", tier: str | None = None):
+    """The :class:`llmlab.finetune.sft_trl.SFTSettings` that build chat model ``name`` at ``tier`` (seed: SEED)."""
+    from .finetune.sft_trl import SFTSettings
+
+    spec, tier = _spec(name), _tier(tier)
+    if spec.arch != "chat":
+        raise ZooError(f"{name!r} is not a chat model")
+    return SFTSettings(seed=SEED, **spec.tiers[tier])
+
+
+def _build_chat(spec: ModelSpec, tier: str, out: Path, progress: bool, log, cache) -> dict:
+    """The base model (from the cache, or built first), then Week 4's SFT recipe into ``out``."""
+    from . import __version__
+    from .finetune.chat_model import build_chat
+
+    base = pretrained(spec.base, tier, cache=cache, progress=progress, log=log)
+    meta = build_chat(base, out, chat_settings(spec.name, tier), progress=progress, log=log, name=spec.name)
+    meta.update({"tier": tier, "base": spec.base, "base_path": str(base), "description": spec.description,
+                 "corpus": spec.corpus, "tokenizer": spec.tokenizer, "chars": None, "seed": SEED,
+                 "base_val_loss": info(base)["val_loss"],
+                 "versions": {"llmlab": __version__, "torch": torch.__version__,
+                              "transformers": __import__("transformers").__version__,
+                              "peft": __import__("peft").__version__, "trl": __import__("trl").__version__}})
     (out / "zoo.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
     return meta
 

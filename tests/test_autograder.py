@@ -46,6 +46,13 @@ def test_check_reports_message_hint_and_exit_code(toy, tmp_path, capsys):
     assert "hint: used - instead of +" in capsys.readouterr().out
 
 
+def test_a_missing_notebook_is_one_line_and_exit_2(tmp_path, capsys):
+    for cmd in ("check", "roundtrip", "normalize"):
+        assert main([cmd, str(tmp_path / "nope.ipynb")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "nope.ipynb: no such notebook" in err and "Traceback" not in err
+
+
 def test_hidden_tests_run_in_check(toy, tmp_path):
     # passes the visible test (1 + 2 == 3) but not the hidden one (10 + 5)
     sneaky = tmp_path / "week01" / "toy.ipynb"

@@ -121,7 +121,7 @@ def test_memory_is_linear_in_T():
 TRITON_CHECK = """
 import os, sys, torch
 import torch.nn.functional as F
-from llmlab import triton_attention as ta  # sets TRITON_INTERPRET=1 before importing triton when there is no GPU
+from llmlab.systems import triton_attention as ta  # sets TRITON_INTERPRET=1 before importing triton when there is no GPU
 dev = "cuda" if torch.cuda.is_available() else "cpu"
 if ta.why_unavailable(dev):
     print("SKIP", ta.why_unavailable(dev)); sys.exit(0)

@@ -3,8 +3,8 @@
 import pytest
 from transformers import AutoTokenizer
 
-from llmlab import bpe, hf_tokenizer as hft
 from llmlab.data import load_text
+from llmlab.tokenization import bpe, hf as hft
 
 HELD_OUT = "Thou art 世界 🤗 — naïve café,\r\n\ttabs  and   spaces\n\n"
 

@@ -11,9 +11,9 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from llmlab import tensor_parallel as tp
-from llmlab.systems.distributed import run_on_ranks
 from llmlab.models.gpt import Block, GPTConfig
+from llmlab.systems import tensor_parallel as tp
+from llmlab.systems.distributed import run_on_ranks
 
 
 def _f_and_g(rank, ws):

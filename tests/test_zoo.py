@@ -242,3 +242,53 @@ def test_llama_base_template_renders_the_course_tasks(llama_path):
         text = tok.apply_chat_template(row["messages"], tokenize=False)
         assert text.startswith("<|system|>\n" + tasks.SYSTEM_PROMPT + "<|end|>\n<|user|>\n")
         assert text.endswith("<|assistant|>\n" + row["messages"][-1]["content"] + "<|end|>\n")
+
+
+# llama-chat: llama-base after LoRA-SFT on the course tasks (llmlab.finetune.chat_model), merged
+
+
+@pytest.fixture(scope="module")
+def chat_path(cache, llama_path):
+    return zoo.pretrained("llama-chat", tier="fast", cache=cache, progress=False, log=quiet)
+
+
+def test_llama_chat_is_built_from_the_cached_base(chat_path, llama_path):
+    meta = zoo.info(chat_path)
+    assert meta["base"] == "llama-base" and meta["base_path"] == str(llama_path)  # the same cache's base, reused
+    assert meta["arch"] == "llama" and meta["tier"] == "fast"
+    hf = AutoModelForCausalLM.from_pretrained(chat_path)
+    assert type(hf).__name__ == "LlamaForCausalLM" and not any("lora" in k for k in hf.state_dict())  # merged
+
+
+def test_llama_chat_template_generation_prompt_and_stop_tokens(chat_path):
+    tok = AutoTokenizer.from_pretrained(chat_path)
+    hf = AutoModelForCausalLM.from_pretrained(chat_path)
+    msgs = [{"role": "user", "content": "牛角包是什么形状的？"}]
+    ids = tok.apply_chat_template(msgs, tokenize=True, add_generation_prompt=True, return_dict=True)["input_ids"]
+    assert tok.decode(ids) == "<|user|>\n牛角包是什么形状的？<|end|>\n<|assistant|>\n"
+    assert tok.convert_tokens_to_ids("<|end|>") in hf.generation_config.eos_token_id
+    assert tok.eos_token_id in hf.generation_config.eos_token_id
+
+
+def test_llama_chat_records_pass_rates_per_task_before_and_after(chat_path):
+    from llmlab import tasks
+
+    meta = zoo.info(chat_path)
+    for key in ("pass_rate_before", "pass_rate_after", "score_before", "score_after"):
+        assert set(meta[key]) == set(tasks.TASKS), key  # one rate per task family
+        assert all(0.0 <= v <= 1.0 for v in meta[key].values())
+    assert meta["merge_max_abs_logit_diff"] < 1e-4 and meta["hf_max_abs_logit_diff"] < 1e-5
+    lines = (chat_path / "eval.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == sum(meta["n_eval"].values())
+    assert (chat_path / "metrics.csv").read_text().count("\n") == meta["sft"]["max_steps"] + 1  # header + a row a step
+
+
+def test_llama_chat_adapter_reloads_onto_the_base_and_merges_to_the_published_model(chat_path, llama_path):
+    from peft import PeftModel
+
+    base = AutoModelForCausalLM.from_pretrained(llama_path)
+    merged = PeftModel.from_pretrained(base, chat_path / "adapter").merge_and_unload().eval()
+    hf = AutoModelForCausalLM.from_pretrained(chat_path).eval()
+    x = torch.randint(0, hf.config.vocab_size, (2, 24))
+    with torch.no_grad():  # the same merge of the same float32 weights: equal to round-off
+        torch.testing.assert_close(merged(x).logits, hf(x).logits, atol=1e-5, rtol=0)

@@ -1,6 +1,6 @@
 """Week 4 reference: the Llama architecture (Llama 2/3, Mistral, Qwen2 share it), readable top to bottom.
 
-What changes from GPT-2 (``llmlab.model``), one idea per class:
+What changes from GPT-2 (``llmlab.models.gpt``), one idea per class:
 
 - :class:`RMSNorm` instead of LayerNorm: divide by the root-mean-square, no mean, no bias.
 - :class:`RotaryEmbedding` instead of learned positions: q and k are rotated by an angle proportional to

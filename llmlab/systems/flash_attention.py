@@ -155,6 +155,6 @@ def flash_attention(q, k, v, causal: bool = False, block_q: int = 64, block_k: i
 
 
 # ---------------------------------------------------------------------------------------------------
-# measuring memory on a CPU: the week's tools, in llmlab.systems.memory (imported above). This notebook's
-# name for PeakMemory (peak bytes of live tensor storages created while active, forward and backward alike):
+# measuring memory on a CPU: the week's tools are in llmlab.systems.memory (imported above).
+# TensorMemoryTracker, this file's old name for PeakMemory, is kept for one release (the notebook now uses PeakMemory):
 TensorMemoryTracker = PeakMemory

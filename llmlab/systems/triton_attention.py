@@ -108,7 +108,8 @@ def attention_forward(q, k, v, causal: bool = False, block_m: int = 16, block_n:
                       return_lse: bool = False):
     """Launch ``kernel`` (default: ``flash_attention_fwd_kernel``) on q (..., T, D), k, v (..., S, D).
 
-    Same semantics as ``llmlab.flash_attention.flash_attention`` (causal: ``llmlab.attention.causal_mask``, bottom-right).
+    Same semantics as ``llmlab.systems.flash_attention.flash_attention`` (causal: ``llmlab.attention.causal_mask``,
+    bottom-right).
     Block sizes must be powers of two and at least 16 (``tl.dot``'s smallest tile).
     """
     kernel = kernel or flash_attention_fwd_kernel
