@@ -1,4 +1,6 @@
-"""llmlab.finetune.compare: the measuring pieces against independent references, and one tiny end-to-end run."""
+"""llmlab.finetune.compare: the measuring pieces against independent references, and one tiny end-to-end run.
+
+(The step's peak memory is Week 3's llmlab.systems.memory.PeakMemory, tested with that package.)"""
 
 import copy
 
@@ -7,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from llmlab import tasks, zoo
-from llmlab.finetune.compare import (IGNORE, ChatBatches, CompareConfig, PeakMemory, count_parameters, encode_chat,
+from llmlab.finetune.compare import (IGNORE, ChatBatches, CompareConfig, count_parameters, encode_example,
                                      resident_bytes, results_table, run_method)
 
 peft = pytest.importorskip("peft")
@@ -34,24 +36,6 @@ def test_count_parameters_matches_peft(targets):
     assert count_parameters(model) == model.get_nb_trainable_parameters()  # tied lm_head counted once
 
 
-def test_peak_memory_counts_new_storages_only():
-    a, b = torch.randn(64, 128), torch.randn(128, 256)
-    with PeakMemory() as pm:
-        c = a @ b  # one new (64, 256) float32 result
-        v = c.t()[:10]  # a view: nothing new
-        c.mul_(2)  # in place: nothing new
-    assert pm.peak == pm.allocated == 64 * 256 * 4 and pm.live == 64 * 256 * 4
-    del c, v
-    assert pm.live == 0  # freed when the storage died
-
-
-def test_peak_memory_sees_temporaries_freed_before_the_end():
-    x = torch.randn(1000)
-    with PeakMemory() as pm:
-        y = (x * 2).sum()  # the (1000,) product lives only inside the expression
-    assert pm.peak == 1000 * 4 + 4 and pm.live == 4  # at the peak: the product and the scalar; after: the scalar
-
-
 def test_resident_bytes_weights_once_and_adamw_moments():
     model = tiny_llama()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -67,11 +51,11 @@ def test_resident_bytes_weights_once_and_adamw_moments():
 def test_encode_chat_masks_the_prompt(llama_path):
     tok = transformers.AutoTokenizer.from_pretrained(llama_path)
     ex = tasks.generate("food", "train", n=1, seed=3)[0]
-    ids, labels = encode_chat(tok, ex)
+    ids, labels = encode_example(tok, ex)
     kept = [t for t in labels if t != IGNORE]
     assert len(ids) == len(labels) and labels[0] == IGNORE
     assert tok.decode(kept) == ex.response + "<|end|>"  # exactly the assistant's answer and the end of its turn
-    assert encode_chat(tok, ex, max_len=len(ids) - 1) is None
+    assert encode_example(tok, ex, max_len=len(ids) - 1) is None  # too long: dropped, not cut mid-answer
     x, y = ChatBatches([(ids, labels), (ids[:5], labels[:5])], 2, tok.pad_token_id).fixed()[0]
     assert x.shape == y.shape == (2, len(ids) - 1) and (y[1, 4:] == IGNORE).all()  # padding is never scored
 

@@ -27,13 +27,14 @@ What is measured, and how:
 - **trainable / total parameters**: :func:`count_parameters`, PEFT's rule (a 4-bit ``Params4bit`` holds two
   parameters per byte; tied tensors once).
 - **peak training memory**: :func:`resident_bytes` (the unique storages of the weights, buffers, bitsandbytes
-  quantization states and optimizer states that live between steps) plus :class:`PeakMemory` of one training
-  step after the optimizer states exist: a ``TorchDispatchMode`` that sees every tensor storage any operation
-  allocates during the step (activations saved for backward, gradients, temporaries) and frees it when the
-  storage dies, keeping the largest total alive at once. It counts tensor bytes, not the allocator's
+  quantization states and optimizer states that live between steps) plus the peak of one training step after
+  the optimizer states exist, measured by Week 3's :class:`llmlab.systems.memory.PeakMemory`: a
+  ``TorchDispatchMode`` that sees every tensor storage any operation allocates during the step (activations
+  saved for backward, gradients, temporaries) and frees it when the storage dies, keeping the largest total
+  alive at once. It counts tensor bytes, not the allocator's
   rounding or Python objects: on a tiny model that is the honest figure (a process's RSS would be noise).
 - **step time**: the median wall time of the training steps after the first (``Trainer``'s per-step clock).
-- **validation loss**: the mean masked loss (assistant tokens only) over the validation examples, before and after.
+- **validation loss**: the mean masked loss (assistant tokens only, :mod:`llmlab.finetune.sft`'s label mask) over the validation examples, before and after.
 - **verifier pass rate**: greedy generation for each validation prompt, scored by :func:`llmlab.tasks.verify`.
 """
 
@@ -45,48 +46,35 @@ import logging
 import statistics
 import time
 import warnings
-import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn as nn
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 
+from ..systems.memory import PeakMemory, reachable_tensor_bytes
 from .lora import LLAMA_TARGETS, inject_lora
+from .sft import IGNORE_INDEX as IGNORE
+from .sft import encode_chat
 
 METHODS = ("full", "lora", "qlora")
-IGNORE = -100  # the label of a token that is not scored (prompt, padding)
 
-__all__ = ["METHODS", "CompareConfig", "RunResult", "PeakMemory", "ChatBatches", "build_model", "compare",
-           "count_parameters", "encode_chat", "generate_responses", "resident_bytes", "results_table", "run_method"]
+__all__ = ["METHODS", "CompareConfig", "RunResult", "ChatBatches", "build_model", "compare",
+           "count_parameters", "encode_example", "generate_responses", "resident_bytes", "results_table", "run_method"]
 
 
 # ---------------------------------------------------------------------------------------------
 # data: chat-formatted examples, loss on the assistant's tokens only
 
 
-def encode_chat(tokenizer, example, max_len: int | None = None, system: str | None = None) -> tuple[list, list]:
-    """``(input_ids, labels)`` of one :class:`llmlab.tasks.Example` in the tokenizer's chat template; the labels
-    are ``-100`` except on the assistant's answer and its ``<|end|>``: only those tokens are learned.
-    ``None`` when the conversation is longer than ``max_len`` tokens."""
-    messages = example.messages(system)
-    prompt = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=False)
-    full = tokenizer.apply_chat_template(messages, tokenize=False)
-    if not full.startswith(prompt):
-        raise ValueError("the chat template does not render the prompt as a prefix of the whole conversation")
-    p_ids = tokenizer(prompt, add_special_tokens=False, verbose=False)["input_ids"]
-    ids = tokenizer(full, add_special_tokens=False, verbose=False)["input_ids"]  # (no "longer than" warning)
-    if ids[: len(p_ids)] != p_ids:  # BPE merged across the boundary: cannot happen after "<|assistant|>\n"
-        raise ValueError("the prompt's tokens are not a prefix of the conversation's tokens")
-    if max_len is not None and len(ids) > max_len:
+def encode_example(tokenizer, example, max_len: int | None = None, system: str | None = None) -> tuple | None:
+    """``(input_ids, labels)`` of one :class:`llmlab.tasks.Example` in the tokenizer's chat template, the labels
+    ``-100`` except on the assistant's answer and its ``<|end|>`` (:func:`llmlab.finetune.sft.encode_chat`);
+    ``None`` when the conversation is longer than ``max_len`` tokens (dropped, rather than cut mid-answer)."""
+    enc = encode_chat(tokenizer, example.messages(system))
+    if max_len is not None and len(enc["input_ids"]) > max_len:
         return None
-    end = tokenizer.convert_tokens_to_ids("<|end|>")
-    n_answer = len(ids) - len(p_ids)
-    if end in ids[len(p_ids):]:  # the template's newline after <|end|> is not the assistant's to learn
-        n_answer = ids[len(p_ids):].index(end) + 1
-    return ids, [IGNORE] * len(p_ids) + ids[len(p_ids): len(p_ids) + n_answer] + [IGNORE] * (len(ids) - len(p_ids) - n_answer)
+    return enc["input_ids"], enc["labels"]
 
 
 def _pad(rows: list[tuple[list, list]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -174,46 +162,8 @@ def resident_bytes(model: nn.Module, optimizer: torch.optim.Optimizer | None = N
     """What stays in memory between training steps: ``weights`` (parameters, buffers and 4-bit quantization
     states, distinct storages) and ``optimizer`` (every tensor in ``optimizer.state``: AdamW's two moments)."""
     weights = _storage_bytes([*model.parameters(), *model.buffers(), *_quant_state_tensors(model)])
-    opt = 0 if optimizer is None else _storage_bytes(t for s in optimizer.state.values() for t in s.values())
+    opt = 0 if optimizer is None else reachable_tensor_bytes(optimizer, exclude=list(model.parameters()))
     return {"weights": weights, "optimizer": opt}
-
-
-class PeakMemory(TorchDispatchMode):
-    """Tensor bytes allocated while active, and the most of them alive at once (``peak``).
-
-    Every aten operation goes through :meth:`__torch_dispatch__`; each output whose storage is new (not the
-    storage of one of the operation's inputs: views, in-place and ``out=`` results allocate nothing) is counted
-    until that storage is freed (a weak-reference finalizer). Storages that existed before (weights, optimizer
-    states) are therefore not counted. The backward pass of a CPU
-    tensor runs on the calling thread, so it is seen too.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.live = self.peak = self.allocated = 0  # bytes alive now, the most alive at once, all ever allocated
-        self._seen = weakref.WeakSet()  # the storages counted (so a view or an in-place result counts once)
-
-    def _free(self, n: int) -> None:
-        self.live -= n
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        inputs = {id(t.untyped_storage()) for t in tree_leaves((args, kwargs))
-                  if isinstance(t, torch.Tensor) and t.device.type != "meta"}
-        for t in tree_leaves(out):
-            if not isinstance(t, torch.Tensor) or t.device.type == "meta":
-                continue
-            st = t.untyped_storage()  # the same Python object for as long as the storage lives
-            if id(st) in inputs or st in self._seen:  # a view, an in-place or out= result: nothing new
-                continue
-            self._seen.add(st)
-            n = st.nbytes()
-            weakref.finalize(st, self._free, n).atexit = False
-            self.allocated += n
-            self.live += n
-            self.peak = max(self.peak, self.live)
-        return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -374,8 +324,8 @@ def run_method(method: str, path: str | Path, train_examples, val_examples, cfg:
     model = build_model(method, path, cfg.r, cfg.alpha, cfg.dropout, cfg.target_modules,
                         cfg.lora_impl if method == "lora" else "peft")
     max_len = cfg.max_len or model.config.max_position_embeddings
-    rows = [r for r in (encode_chat(tokenizer, ex, max_len) for ex in train_examples) if r is not None]
-    val_pairs = [(ex, r) for ex in val_examples for r in [encode_chat(tokenizer, ex, max_len)] if r is not None]
+    rows = [r for r in (encode_example(tokenizer, ex, max_len) for ex in train_examples) if r is not None]
+    val_pairs = [(ex, r) for ex in val_examples for r in [encode_example(tokenizer, ex, max_len)] if r is not None]
     val_ex, val_rows = [ex for ex, _ in val_pairs], [r for _, r in val_pairs]
     batches = ChatBatches(rows, cfg.batch_size, tokenizer.pad_token_id, seed=cfg.seed)
     val_batches = ChatBatches(val_rows, cfg.batch_size, tokenizer.pad_token_id).fixed()
