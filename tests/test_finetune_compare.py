@@ -2,11 +2,8 @@
 
 (The step's peak memory is Week 3's llmlab.systems.memory.PeakMemory, tested with that package.)"""
 
-import copy
-
 import pytest
 import torch
-import torch.nn as nn
 
 from llmlab import tasks, zoo
 from llmlab.finetune.compare import (IGNORE, ChatBatches, CompareConfig, count_parameters, encode_example,

@@ -41,7 +41,6 @@ What is measured, and how:
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import statistics
 import time
@@ -89,8 +88,8 @@ def _pad(rows: list[tuple[list, list]], pad_id: int) -> tuple[torch.Tensor, torc
 
 
 class ChatBatches:
-    """An endless stream of padded (x, y) batches: the rows in a seeded random order, epoch after epoch.
-    ``generator`` is the stream's torch generator (the Trainer saves it in checkpoints)."""
+    """An endless stream of padded (x, y) batches: the rows in a seeded random order, epoch after epoch (every
+    method of a comparison draws the same batches in the same order)."""
 
     def __init__(self, rows: list[tuple[list, list]], batch_size: int, pad_id: int, seed: int = 0):
         if not rows:
