@@ -647,10 +647,8 @@ def _build_llama(spec: ModelSpec, tier: str, out: Path, progress: bool, log) -> 
     from . import __version__
     from .config import set_seed, set_threads
     from .models.llama import LlamaConfig, LlamaForCausalLM, to_hf_llama
-    from .progress import progress as bar
     from .train.batches import get_batch
-    from .train.optim import clip_grad_norm, param_groups
-    from .train.schedule import lr_at
+    from .train.trainer import Callback, TrainConfig, Trainer, TrainingDiverged
 
     o = {**_COMMON, **spec.tiers[tier]}
     out.mkdir(parents=True, exist_ok=True)
@@ -666,8 +664,6 @@ def _build_llama(spec: ModelSpec, tier: str, out: Path, progress: bool, log) -> 
     set_seed(SEED)
     cfg = LlamaConfig(vocab_size=len(tok), max_position_embeddings=T, tie_word_embeddings=True, **o["model"], **ids)
     model = LlamaForCausalLM(cfg)
-    opt = torch.optim.AdamW(param_groups(model, o["weight_decay"]), lr=o["max_lr"], betas=(o["beta1"], o["beta2"]),
-                            foreach=False)
 
     def batch(split: int, gen: torch.Generator):  # half of the rows from each corpus
         xs, ys = zip(*(get_batch(data["ids"][k][split], T, B // 2, gen) for k in ("en", "zh")))
@@ -677,33 +673,45 @@ def _build_llama(spec: ModelSpec, tier: str, out: Path, progress: bool, log) -> 
         return torch.nn.functional.cross_entropy(model(x).logits.flatten(0, 1).float(), y.flatten())
 
     @torch.no_grad()
-    def evaluate() -> dict:  # the same batches at every evaluation, from generators of their own
-        model.eval()
-        res = {f"{name}_eval_loss": float(np.mean([loss_of(*batch(split, gen)).item() for _ in range(o["eval_batches"])]))
-               for split, name in ((0, "train"), (1, "val"))
-               for gen in [torch.Generator().manual_seed(SEED + 1 + split)]}
-        model.train()
-        return res
+    def evaluate(_model) -> dict:  # the same batches at every evaluation, from generators of their own
+        return {f"{name}_eval_loss": float(np.mean([loss_of(*batch(split, gen)).item() for _ in range(o["eval_batches"])]))
+                for split, name in ((0, "train"), (1, "val"))
+                for gen in [torch.Generator().manual_seed(SEED + 1 + split)]}
 
-    gen, rows = torch.Generator().manual_seed(SEED), [{"step": 0, **evaluate()}]
+    class Batches:  # the training stream; `generator` is its only state (what a Trainer checkpoint would save)
+        def __init__(self):
+            self.generator = torch.Generator().manual_seed(SEED)
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            return batch(0, self.generator)
+
+    rows = []
+
+    class Rows(Callback):  # metrics.csv: every step, with the evaluation's losses where there was one
+        def on_train_start(self, trainer):
+            rows.append({"step": 0, **trainer.last_eval})
+
+        def on_step_end(self, trainer, row):
+            rows.append({k: row[k] for k in ("step", "lr", "train_loss", "train_eval_loss", "val_eval_loss") if k in row})
+            if "val_eval_loss" in row:
+                log(f"[zoo] {spec.name} step {row['step']}: val loss {row['val_eval_loss']:.4f}")
+
+    # the course's Trainer runs the loop: AdamW (torch, decay on matrices only), warm-up + cosine, clipping
+    tcfg = TrainConfig(out_dir=None, max_steps=o["max_steps"], batch_size=B, block_size=T, max_lr=o["max_lr"],
+                       min_lr=o["min_lr"], warmup_steps=o["warmup_steps"], weight_decay=o["weight_decay"],
+                       beta1=o["beta1"], beta2=o["beta2"], grad_clip=o["grad_clip"], optimizer=o["optimizer"],
+                       eval_interval=o["eval_interval"], eval_batches=o["eval_batches"], device="cpu",
+                       progress=progress, seed=SEED)
+    trainer = Trainer(tcfg, model=model, batches=Batches(), loss_fn=lambda m, b: loss_of(*b), evaluate=evaluate,
+                      callbacks=[Rows()], log=None)
     t_train, c_train = time.perf_counter(), time.process_time()
-    model.train()
-    for step in bar(range(o["max_steps"]), disable=not progress, desc=spec.name, unit="step"):
-        lr = lr_at(step, o["max_lr"], o["min_lr"], o["warmup_steps"], o["max_steps"])
-        for g in opt.param_groups:
-            g["lr"] = lr
-        loss = loss_of(*batch(0, gen))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        clip_grad_norm(model.parameters(), o["grad_clip"])
-        opt.step()
-        if not math.isfinite(loss.item()):
-            raise ZooError(f"{spec.name}: the loss is {loss.item()} at step {step + 1}")
-        row = {"step": step + 1, "lr": lr, "train_loss": loss.item()}
-        if (step + 1) % o["eval_interval"] == 0 or step + 1 == o["max_steps"]:
-            row.update(evaluate())
-            log(f"[zoo] {spec.name} step {step + 1}: val loss {row['val_eval_loss']:.4f}")
-        rows.append(row)
+    try:
+        trainer.run()
+    except TrainingDiverged as e:
+        raise ZooError(f"{spec.name}: {e}") from e
     train_wall, train_cpu = time.perf_counter() - t_train, time.process_time() - c_train
     model.eval()
     keys = ["step", "lr", "train_loss", "train_eval_loss", "val_eval_loss"]
