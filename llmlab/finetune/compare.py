@@ -52,6 +52,7 @@ import torch
 import torch.nn as nn
 
 from ..systems.memory import PeakMemory, reachable_tensor_bytes
+from .bnb_cpu import fix_cpu_4bit
 from .lora import LLAMA_TARGETS, inject_lora
 from .sft import IGNORE_INDEX as IGNORE
 from .sft import encode_chat
@@ -210,7 +211,7 @@ def build_model(method: str, path: str | Path, r: int = 8, alpha: float = 16.0, 
             q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                                    bnb_4bit_compute_dtype=torch.float32)
             model = AutoModelForCausalLM.from_pretrained(path, quantization_config=q, device_map="cpu")
-            _no_cpu_packing(model)
+            fix_cpu_4bit(model)  # bitsandbytes 0.50's CPU dequantization and repacking: see finetune.bnb_cpu
             model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         else:
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
@@ -223,15 +224,6 @@ def build_model(method: str, path: str | Path, r: int = 8, alpha: float = 16.0, 
             cfg = peft.LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules))
             model = peft.get_peft_model(model, cfg)
     return model.train()
-
-
-def _no_cpu_packing(model: nn.Module) -> None:
-    """bitsandbytes repacks a 4-bit weight for its AVX512-bf16 CPU kernel at the first no-grad forward pass, which
-    needs an input width of at least 64 (the quantization block); the course's FAST model is 32 wide. The
-    unpacked path computes the same thing (dequantize the NF4 blocks, then matmul)."""
-    for m in model.modules():
-        if hasattr(m, "support_avx512bf16_for_cpu"):
-            m.support_avx512bf16_for_cpu = False
 
 
 # ---------------------------------------------------------------------------------------------
