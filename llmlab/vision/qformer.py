@@ -26,6 +26,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .vlm import greedy_from_embeds
+
 
 @dataclass
 class QFormerConfig:
@@ -193,13 +195,4 @@ class Captioner(nn.Module):
     def generate(self, pixel_values, bos_ids: torch.Tensor, max_new_tokens: int = 16, eos_token_id=None):
         """Greedy captions: (B, <= max_new_tokens) new token ids after the prefix and ``bos_ids`` (B, T0)."""
         emb = torch.cat([self.prefix(pixel_values), self.language_model.model.embed_tokens(bos_ids)], dim=1)
-        eos = set([eos_token_id] if isinstance(eos_token_id, int) else (eos_token_id or []))
-        out, done = [], torch.zeros(len(emb), dtype=torch.bool)
-        for _ in range(max_new_tokens):
-            nxt = self.language_model(inputs_embeds=emb).logits[:, -1].argmax(-1)
-            out.append(nxt)
-            done |= torch.tensor([t.item() in eos for t in nxt])
-            if done.all():
-                break
-            emb = torch.cat([emb, self.language_model.model.embed_tokens(nxt)[:, None]], dim=1)
-        return torch.stack(out, 1)
+        return greedy_from_embeds(self.language_model, emb, max_new_tokens, eos_token_id)

@@ -25,6 +25,22 @@ from ..models.llama import LlamaForCausalLM
 from .projector import Projector
 from .vit import VisionTransformer, hf_vision_config
 
+
+@torch.no_grad()
+def greedy_from_embeds(language_model, emb: torch.Tensor, max_new_tokens: int, eos_token_id=None) -> torch.Tensor:
+    """Greedy decoding of a causal LM from input embeddings emb (B, T, C) -> the new tokens (B, <= max_new_tokens);
+    stops when every row has produced an end token. No KV cache: the prompts here are short."""
+    eos = set([eos_token_id] if isinstance(eos_token_id, int) else (eos_token_id or []))
+    out, done = [], torch.zeros(len(emb), dtype=torch.bool)
+    for _ in range(max_new_tokens):
+        nxt = language_model(inputs_embeds=emb).logits[:, -1].argmax(-1)  # (B,)
+        out.append(nxt)
+        done |= torch.tensor([t.item() in eos for t in nxt])
+        if done.all():
+            break
+        emb = torch.cat([emb, language_model.model.embed_tokens(nxt)[:, None]], dim=1)
+    return torch.stack(out, 1)
+
 IMAGE_TOKEN = "<image>"
 IGNORE = -100
 
@@ -101,16 +117,7 @@ class VLM(nn.Module):
     def generate(self, input_ids, pixel_values, max_new_tokens: int = 16, eos_token_id=None) -> torch.Tensor:
         """Greedy decoding for one prompt or a batch of equal-length prompts -> the new tokens (B, <= new)."""
         emb = self.embed(input_ids, pixel_values)
-        eos = set([eos_token_id] if isinstance(eos_token_id, int) else (eos_token_id or []))
-        out, done = [], torch.zeros(len(input_ids), dtype=torch.bool)
-        for _ in range(max_new_tokens):  # no KV cache: prompts here are short
-            nxt = self.language_model(inputs_embeds=emb).logits[:, -1].argmax(-1)  # (B,)
-            out.append(nxt)
-            done |= torch.tensor([t.item() in eos for t in nxt])
-            if done.all():
-                break
-            emb = torch.cat([emb, self.language_model.model.embed_tokens(nxt)[:, None]], dim=1)
-        return torch.stack(out, 1)
+        return greedy_from_embeds(self.language_model, emb, max_new_tokens, eos_token_id)
 
 
 def build_example(tokenizer, question: str, answer: str | None, num_image_tokens: int, system: str | None = None):
