@@ -39,6 +39,10 @@ The models (``MODELS``):
   byte-level BPE in which each Chinese character is a pre-token (:func:`han_bpe_tokenizer`), the chat tokens
   ``<|system|> <|user|> <|assistant|> <|end|>`` reserved and a chat template in ``tokenizer_config.json``
   (``tokenizer.apply_chat_template`` works; generation stops at ``<|endoftext|>`` or ``<|end|>``).
+- ``llama-draft`` (Week 6): the draft model of speculative decoding: a Llama of 1 narrow layer (FAST and CPU tiers;
+  about a third of ``llama-base``'s cost per token on the CPU tier) trained exactly as ``llama-base`` (same corpora,
+  same batches, the same :class:`llmlab.train.trainer.Trainer` loop), with ``llama-base``'s own tokenizer (loaded from
+  the same tier and cache, so that token ids mean the same in both models).
 - ``llama-chat`` (Week 4): ``llama-base`` (same tier, same cache) after supervised fine-tuning on the chat-formatted
   course tasks (:mod:`llmlab.tasks`) with ``peft.LoraConfig`` + TRL's ``SFTTrainer``, loss on the assistant tokens
   only, the adapter merged (:func:`llmlab.finetune.chat_model.build_chat`, the run of Week 4's notebook 4). Same
@@ -109,6 +113,7 @@ class ModelSpec:
     arch: str = "gpt2"  # "gpt2": llmlab.models.gpt.GPT trained by llmlab.train; "llama": see _build_llama below;
     # "chat": LoRA-SFT of the zoo model `base` (same tier) by llmlab.finetune.chat_model; tiers hold SFTSettings fields
     base: str | None = None
+    tokenizer_of: str | None = None  # "llama": reuse that zoo model's tokenizer (same tier) instead of training one
 
 
 _COMMON = dict(optimizer="torch", weight_decay=0.1, beta1=0.9, beta2=0.99, grad_clip=1.0, log_interval=10)
@@ -172,6 +177,25 @@ MODELS: dict[str, ModelSpec] = {
             gpu=dict(model=dict(hidden_size=384, intermediate_size=1024, num_hidden_layers=6, num_attention_heads=6,
                                 num_key_value_heads=2), block_size=512, batch_size=32, max_steps=5000, max_lr=1e-3,
                      min_lr=1e-4, warmup_steps=200, eval_interval=500, eval_batches=20, corpus_chars=None),
+        ),
+    ),
+    # Week 6: the draft model of speculative decoding: llama-base's tokenizer, data and Trainer, a fraction of its size
+    "llama-draft": ModelSpec(
+        "llama-draft", "tinyshakespeare+quantangshi", "bpe-han",
+        "a small Llama (fewer, narrower layers) pretrained like llama-base, on the same corpora with the same "
+        "tokenizer (llama-base's, loaded from the same tier): the draft model of Week 6's speculative decoding",
+        bpe_vocab=dict(fast=1024, cpu=8192, gpu=8192),
+        arch="llama", tokenizer_of="llama-base",
+        tiers=dict(
+            fast=dict(model=dict(hidden_size=16, intermediate_size=48, num_hidden_layers=1, num_attention_heads=2,
+                                 num_key_value_heads=1), block_size=64, batch_size=8, max_steps=30, max_lr=3e-3,
+                      min_lr=3e-4, warmup_steps=5, eval_interval=15, eval_batches=2, corpus_chars=300_000, threads=1),
+            cpu=dict(model=dict(hidden_size=64, intermediate_size=176, num_hidden_layers=1, num_attention_heads=2,
+                                num_key_value_heads=1), block_size=256, batch_size=8, max_steps=800, max_lr=3e-3,
+                     min_lr=3e-4, warmup_steps=60, eval_interval=200, eval_batches=10, corpus_chars=None),
+            gpu=dict(model=dict(hidden_size=128, intermediate_size=352, num_hidden_layers=2, num_attention_heads=2,
+                                num_key_value_heads=1), block_size=512, batch_size=32, max_steps=5000, max_lr=2e-3,
+                     min_lr=2e-4, warmup_steps=200, eval_interval=500, eval_batches=20, corpus_chars=None),
         ),
     ),
     # Week 4: llama-base instruction-tuned on the course tasks (llmlab.tasks) by LoRA-SFT with PEFT + TRL, merged
@@ -349,8 +373,9 @@ def build(name: str, tier: str, out_dir: str | os.PathLike, progress: bool = Tru
     try:
         if spec.arch == "chat":
             return _build_chat(spec, tier, Path(out_dir), progress, log, cache)
-        builder = _build_llama if spec.arch == "llama" else _build
-        return builder(spec, tier, Path(out_dir), progress, log)
+        if spec.arch == "llama":
+            return _build_llama(spec, tier, Path(out_dir), progress, log, cache)
+        return _build(spec, tier, Path(out_dir), progress, log)
     finally:
         torch.set_num_threads(threads)  # a tier's `threads` setting does not leak into the caller
 
@@ -615,7 +640,7 @@ def han_bpe_tokenizer(texts: list[str], vocab_size: int, model_max_length: int |
     return hf
 
 
-def _prepare_llama(spec: ModelSpec, tier: str, o: dict) -> dict:
+def _prepare_llama(spec: ModelSpec, tier: str, o: dict, cache=None) -> dict:
     """Token ids of the training and held-out text of each corpus, with the same splits as the other entries
     (and as llmlab.tasks): Tiny Shakespeare's last 10 %, every 10th poem of 全唐诗."""
     en = load_text("tinyshakespeare")
@@ -626,7 +651,13 @@ def _prepare_llama(spec: ModelSpec, tier: str, o: dict) -> dict:
                    "".join(p + "\n\n" for i, p in enumerate(poems) if i % 10 == 9))}
     if o["corpus_chars"]:  # the FAST tier: a slice of each, so that building takes seconds
         text = {k: (tr[: o["corpus_chars"]], va[: o["corpus_chars"] // 5]) for k, (tr, va) in text.items()}
-    hf = han_bpe_tokenizer([text["en"][0], text["zh"][0]], spec.bpe_vocab[tier], o["block_size"])
+    if spec.tokenizer_of:  # a draft model: the target's own tokenizer, so that token ids mean the same
+        from transformers import AutoTokenizer
+
+        src = pretrained(spec.tokenizer_of, tier, cache=cache, progress=False, log=lambda *a: None)
+        hf = AutoTokenizer.from_pretrained(src)
+    else:
+        hf = han_bpe_tokenizer([text["en"][0], text["zh"][0]], spec.bpe_vocab[tier], o["block_size"])
     # poems end with <|endoftext|> (generation can stop at a poem's end); Shakespeare is one document
     eos = hf.eos_token
 
@@ -640,7 +671,7 @@ def _prepare_llama(spec: ModelSpec, tier: str, o: dict) -> dict:
             "ids": {k: (encode(tr, k), encode(va, k)) for k, (tr, va) in text.items()}}
 
 
-def _build_llama(spec: ModelSpec, tier: str, out: Path, progress: bool, log) -> dict:
+def _build_llama(spec: ModelSpec, tier: str, out: Path, progress: bool, log, cache=None) -> dict:
     """Pretrain the course Llama on both corpora and publish it in Hugging Face format (LlamaForCausalLM)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
@@ -655,7 +686,7 @@ def _build_llama(spec: ModelSpec, tier: str, out: Path, progress: bool, log) -> 
     if o.get("threads"):
         set_threads(o["threads"])
     t0, c0 = time.perf_counter(), time.process_time()
-    data = _prepare_llama(spec, tier, o)
+    data = _prepare_llama(spec, tier, o, cache)
     tok = data["tokenizer"]
     # generation stops at the end of a document and at the end of a chat turn
     ids = dict(bos_token_id=tok.eos_token_id, eos_token_id=[tok.eos_token_id, tok.convert_tokens_to_ids("<|end|>")],

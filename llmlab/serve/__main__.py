@@ -1,4 +1,4 @@
-"""``python -m llmlab.serve --model llama-chat [--host 127.0.0.1] [--port 8000] [--api-key KEY]``
+"""``python -m llmlab.serve --model llama-chat [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--draft llama-draft]``
 
 Serves a zoo model or any Hugging Face causal LM folder (Llama, Mistral, Qwen2, GPT-2) with the course
 engine behind the OpenAI-compatible API of :mod:`llmlab.serve.api`. ``make serve`` runs it on llama-chat.
@@ -25,6 +25,9 @@ def main(argv=None) -> None:
     ap.add_argument("--no-prefix-caching", action="store_true")
     ap.add_argument("--backend", choices=["engine", "hf"], default="engine",
                     help="engine: the course engine; hf: plain transformers.generate, one request at a time (comparison)")
+    ap.add_argument("--draft", default=None,
+                    help="speculative decoding: a draft model with the same tokenizer (zoo name, e.g. llama-draft, or folder)")
+    ap.add_argument("--num-speculative-tokens", type=int, default=4, help="draft tokens proposed per step")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = ap.parse_args(argv)
 
@@ -35,7 +38,8 @@ def main(argv=None) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    extra = {} if args.backend == "hf" else {"enable_prefix_caching": not args.no_prefix_caching}
+    extra = {} if args.backend == "hf" else {"enable_prefix_caching": not args.no_prefix_caching,
+                                             "draft": args.draft, "num_speculative_tokens": args.num_speculative_tokens}
     app = build_app(args.model, args.served_model_name, args.api_key, args.max_queue, args.num_blocks,
                     args.block_size, args.max_num_seqs, args.max_num_batched_tokens, backend=args.backend, **extra)
     print(f"llmlab.serve: {args.served_model_name or args.model} on http://{args.host}:{args.port}/v1", flush=True)

@@ -5,6 +5,7 @@ Endpoints: ``GET /health``, ``GET /v1/models``, ``POST /v1/completions``, ``POST
 one ``data: {chunk}`` per piece of text in OpenAI's chunk format, then ``data: [DONE]``.
 
 Parameters: ``max_tokens`` (chat: also ``max_completion_tokens``), ``temperature``, ``top_p``, ``n``,
+``presence_penalty`` and ``frequency_penalty`` (-2..2, over the generated tokens, OpenAI's definition),
 ``stop`` (a string or up to 4), ``seed``, ``logprobs`` (completions: an int; chat: ``logprobs: true`` +
 ``top_logprobs``), ``stream_options.include_usage``; vLLM's extensions ``top_k``, ``min_p``,
 ``repetition_penalty``, ``ignore_eos``. Every answer has ``usage`` and each choice a ``finish_reason``
@@ -128,8 +129,15 @@ def create_app(engine: AsyncEngine, model_name: str, api_key: str | None = None)
         if engine.error is not None:
             return error_response(503, f"engine failed: {engine.error!r}", "server_error")
         bm = engine.engine.block_manager
-        return {"status": "ok", "requests_in_flight": engine.num_in_flight, "kv_blocks_free": bm.num_free,
+        body = {"status": "ok", "requests_in_flight": engine.num_in_flight, "kv_blocks_free": bm.num_free,
                 "kv_blocks_total": bm.num_blocks}
+        spec = getattr(engine.engine, "spec", None)
+        if spec is not None:                       # speculative decoding since the start: the engine's totals
+            st = spec.stats
+            body["speculative"] = {"num_speculative_tokens": spec.k, "draft_tokens": st.proposed,
+                                   "accepted_tokens": st.accepted, "acceptance_rate": st.acceptance_rate,
+                                   "tokens_per_round": (st.accepted + st.rounds) / max(st.rounds, 1)}
+        return body
 
     @app.get("/v1/models")
     async def models():
@@ -137,7 +145,7 @@ def create_app(engine: AsyncEngine, model_name: str, api_key: str | None = None)
                                             "owned_by": "llmlab", "max_model_len": max_len}]}
 
     @app.post("/v1/completions")
-    async def completions(req: CompletionRequest):
+    async def completions(req: CompletionRequest, raw: Request):
         _check_model(req.model)
         prompt = req.prompt
         if isinstance(prompt, list) and prompt and isinstance(prompt[0], int):
@@ -151,10 +159,10 @@ def create_app(engine: AsyncEngine, model_name: str, api_key: str | None = None)
         if prompt_ids and (min(prompt_ids) < 0 or max(prompt_ids) >= len(tokenizer)):
             raise APIError(400, "prompt token ids out of the vocabulary", param="prompt")
         params = _params(req, req.max_tokens, len(prompt_ids), "prompt", req.logprobs)
-        return await _respond(req, prompt_ids, params, chat=False)
+        return await _respond(req, prompt_ids, params, chat=False, raw=raw)
 
     @app.post("/v1/chat/completions")
-    async def chat(req: ChatRequest):
+    async def chat(req: ChatRequest, raw: Request):
         _check_model(req.model)
         messages = [m.model_dump() for m in req.messages]
         try:
@@ -166,7 +174,7 @@ def create_app(engine: AsyncEngine, model_name: str, api_key: str | None = None)
             prompt_ids = prompt_ids["input_ids"]
         logprobs = (req.top_logprobs or 0) if req.logprobs else None
         params = _params(req, req.max_completion_tokens or req.max_tokens, len(prompt_ids), "messages", logprobs)
-        return await _respond(req, list(prompt_ids), params, chat=True)
+        return await _respond(req, list(prompt_ids), params, chat=True, raw=raw)
 
     # -- helpers -----------------------------------------------------------------------------------------
     def _check_model(name: str):
@@ -175,10 +183,6 @@ def create_app(engine: AsyncEngine, model_name: str, api_key: str | None = None)
                            param="model", code="model_not_found")
 
     def _params(req, max_tokens, prompt_len, prompt_param, logprobs) -> SamplingParams:
-        if req.presence_penalty or req.frequency_penalty:
-            raise APIError(400, "presence_penalty / frequency_penalty are not supported (use repetition_penalty)",
-                           param="presence_penalty" if req.presence_penalty else "frequency_penalty",
-                           code="unsupported_parameter")
         stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
         if len(stop) > 4:
             raise APIError(400, "at most 4 stop sequences", param="stop")
@@ -193,6 +197,7 @@ def create_app(engine: AsyncEngine, model_name: str, api_key: str | None = None)
                            code="context_length_exceeded")
         return SamplingParams(max_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p, top_k=req.top_k,
                               min_p=req.min_p, repetition_penalty=req.repetition_penalty, seed=req.seed,
+                              presence_penalty=req.presence_penalty, frequency_penalty=req.frequency_penalty,
                               stop=tuple(stop), ignore_eos=req.ignore_eos, logprobs=logprobs)
 
     def _token_text(tid: int) -> str:
@@ -258,7 +263,24 @@ def create_app(engine: AsyncEngine, model_name: str, api_key: str | None = None)
             for t in tasks:
                 t.cancel()
 
-    async def _respond(req, prompt_ids, params, chat: bool):
+    async def _watch_disconnect(raw: Request, tasks, every: float = 0.05):
+        """A non-streaming request has no write to fail when its client goes away: poll for the disconnect
+        (as vLLM does) and cancel the engine streams, which aborts the requests and frees their KV blocks."""
+        while not await raw.is_disconnected():
+            await asyncio.sleep(every)
+        for t in tasks:
+            t.cancel()
+
+    def _usage(n_prompt: int, n_completion: int, outs) -> dict:
+        usage = {"prompt_tokens": n_prompt, "completion_tokens": n_completion, "total_tokens": n_prompt + n_completion}
+        if getattr(engine.engine, "spec", None) is not None:        # speculative decoding: this request's figures
+            drafted = sum(o.spec_proposed for o in outs if o is not None)
+            accepted = sum(o.spec_accepted for o in outs if o is not None)
+            usage["speculative"] = {"draft_tokens": drafted, "accepted_tokens": accepted,
+                                    "acceptance_rate": accepted / drafted if drafted else None}
+        return usage
+
+    async def _respond(req, prompt_ids, params, chat: bool, raw: Request | None = None):
         if engine.error is not None:
             raise APIError(503, f"engine failed: {engine.error!r}", "server_error", code="service_unavailable")
         n, rid = req.n, ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
@@ -267,13 +289,18 @@ def create_app(engine: AsyncEngine, model_name: str, api_key: str | None = None)
         events = _events(queue, tasks, n)
         if not req.stream:
             texts, toks, lps, reasons = [""] * n, [[] for _ in range(n)], [[] for _ in range(n)], [None] * n
+            last = [None] * n
+            watch = asyncio.create_task(_watch_disconnect(raw, tasks)) if raw is not None else None
             try:
                 async for i, out in events:
                     texts[i] += out.new_text
                     toks[i] += out.new_token_ids
                     lps[i] += out.new_logprobs
                     reasons[i] = out.finish_reason if out.finished else None
+                    last[i] = out
             finally:
+                if watch is not None:
+                    watch.cancel()
                 await events.aclose()
             choices = []
             for i in range(n):
@@ -285,8 +312,7 @@ def create_app(engine: AsyncEngine, model_name: str, api_key: str | None = None)
                     choices.append({"index": i, "text": texts[i], "logprobs": lp, "finish_reason": reasons[i]})
             completion = sum(len(t) for t in toks)
             return {"id": rid, "object": obj, "created": created, "model": model_name, "choices": choices,
-                    "usage": {"prompt_tokens": len(prompt_ids), "completion_tokens": completion,
-                              "total_tokens": len(prompt_ids) + completion}}
+                    "usage": _usage(len(prompt_ids), completion, last)}
 
         # stream: the first event is awaited here, so that errors known up front are still plain JSON errors
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
@@ -305,12 +331,13 @@ def create_app(engine: AsyncEngine, model_name: str, api_key: str | None = None)
             raise
 
         async def sse():
-            n_completion, sent_role = 0, set()
+            n_completion, sent_role, last = 0, set(), {}
             try:
                 pending = [first]
                 while True:
                     for i, out in pending:
                         n_completion += len(out.new_token_ids)
+                        last[i] = out
                         reason = out.finish_reason if out.finished else None
                         lp = None
                         if params.logprobs is not None and out.new_token_ids:
@@ -330,8 +357,7 @@ def create_app(engine: AsyncEngine, model_name: str, api_key: str | None = None)
                     except StopAsyncIteration:
                         break
                 if include_usage:
-                    yield chunk([], {"prompt_tokens": len(prompt_ids), "completion_tokens": n_completion,
-                                     "total_tokens": len(prompt_ids) + n_completion})
+                    yield chunk([], _usage(len(prompt_ids), n_completion, list(last.values())))
                 yield "data: [DONE]\n\n"
             except APIError as e:                  # after the headers went out: an error event, then [DONE]
                 yield f"data: {json.dumps({'error': {'message': e.message, 'type': e.type, 'param': e.param, 'code': e.code}})}\n\n"

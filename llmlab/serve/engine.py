@@ -36,6 +36,8 @@ class StepOutput:
     finished: bool
     finish_reason: str | None = None
     new_logprobs: list = field(default_factory=list)
+    spec_proposed: int = 0        # speculative decoding: draft tokens proposed / accepted so far (this request)
+    spec_accepted: int = 0
 
 
 @dataclass
@@ -65,7 +67,7 @@ def load_model(path: str, dtype=torch.float32, device: str = "cpu"):
 class LLMEngine:
     def __init__(self, model, tokenizer, num_blocks: int = 256, block_size: int = 16, max_num_seqs: int = 64,
                  max_num_batched_tokens: int = 512, enable_prefix_caching: bool = True,
-                 max_model_len: int | None = None):
+                 max_model_len: int | None = None, draft_model=None, num_speculative_tokens: int = 4):
         self.model, self.tokenizer = model, tokenizer
         cfg = model.config
         self.max_model_len = max_model_len or getattr(cfg, "max_position_embeddings", None) or cfg.n_positions
@@ -80,11 +82,18 @@ class LLMEngine:
         self.seqs: dict[str, Sequence] = {}
         self.detok: dict[str, Detokenizer] = {}
         self.num_steps = 0
+        self.spec = None              # speculative decoding with a draft model (same tokenizer), see .spec_decode
+        if draft_model is not None:
+            from .spec_decode import SpeculativeDecoder
+            self.spec = SpeculativeDecoder(self, draft_model, num_speculative_tokens)
 
     @classmethod
-    def from_pretrained(cls, path: str, dtype=torch.float32, device: str = "cpu", **kwargs) -> LLMEngine:
+    def from_pretrained(cls, path: str, dtype=torch.float32, device: str = "cpu", draft: str | None = None,
+                        **kwargs) -> LLMEngine:
+        """``draft``: a zoo name or folder of a draft model for speculative decoding (e.g. ``"llama-draft"``)."""
         model, tokenizer, _ = load_model(path, dtype, device)
-        return cls(model, tokenizer, **kwargs)
+        draft_model = load_model(draft, dtype, device)[0] if draft else None
+        return cls(model, tokenizer, draft_model=draft_model, **kwargs)
 
     # -- requests ----------------------------------------------------------------------------------------
     def add_request(self, prompt_ids: list[int], params: SamplingParams | None = None,
@@ -125,39 +134,62 @@ class LLMEngine:
         outputs = [self._finish(seq, "length", []) for seq in self.scheduler.pop_rejected()]
         if not batch:
             return outputs
-        self.cache.copy_blocks(self.block_manager.pending_copies)     # copy-on-write before anything is written
+        ks = self.spec.plan(batch) if self.spec is not None else None   # may take blocks (and copies) too
+        for cache in [self.cache] + ([self.spec.cache] if self.spec is not None else []):
+            cache.copy_blocks(self.block_manager.pending_copies)   # copy-on-write before anything is written
         self.block_manager.pending_copies.clear()
-        logits = self.runner.run(batch)
         self.num_steps += 1
-        ready = []
-        for (seq, n), row in zip(batch, logits):
-            seq.num_computed += n
-            if seq.num_uncomputed == 0:       # prefill complete or a decode: this row's logits give a token
-                ready.append((seq, row))
-            self.block_manager.commit(seq)
-        tokens = self.sampler([r for _, r in ready], [s for s, _ in ready])
-        for (seq, _), tok in zip(ready, tokens):
+        if self.spec is not None:
+            results = self.spec.run(batch, ks)
+        else:
+            logits = self.runner.run(batch)
+            ready = []
+            for (seq, n), row in zip(batch, logits):
+                seq.num_computed += n
+                if seq.num_uncomputed == 0:       # prefill complete or a decode: this row's logits give a token
+                    ready.append((seq, row))
+            tokens = iter(self.sampler([r for _, r in ready], [s for s, _ in ready]))
+            results = [([next(tokens)], None) if seq.num_uncomputed == 0 else ([], None) for seq, _ in batch]
+        for (seq, _), (toks, lps) in zip(batch, results):
+            if toks:
+                outputs.append(self._emit(seq, toks, lps))
+            else:
+                self.block_manager.commit(seq)
+        return outputs
+
+    def _emit(self, seq: Sequence, toks: list[int], lps) -> StepOutput:
+        """Append this step's token(s) one by one, stopping at the first stop condition; one StepOutput.
+        ``lps``: their logprob entries (None: the sampler already recorded them)."""
+        if seq.first_token_time is None:
+            seq.first_token_time = time.perf_counter()
+        detok, text, reason, n0 = self.detok.get(seq.request_id), "", None, len(seq.logprobs)
+        if lps is None:
+            n0 -= len(toks)
+        for i, tok in enumerate(toks):
             seq.output_ids.append(tok)
-            if seq.first_token_time is None:
-                seq.first_token_time = time.perf_counter()
+            if lps:
+                seq.logprobs.append(lps[i])
             reason = self._stop_reason(seq, tok)
-            detok = self.detok.get(seq.request_id)
             ids = seq.output_ids[:-1] if reason == "stop" else seq.output_ids   # the stop token is not text
-            text = detok.step(ids, final=reason is not None) if detok else ""
+            text += detok.step(ids, final=reason is not None) if detok else ""
             if detok is not None and detok.stopped:
                 reason = "stop"
-            lp = seq.logprobs[-1:] if seq.params.logprobs is not None else []
             if reason is not None:
-                outputs.append(self._finish(seq, reason, [tok], text, lp))
-            else:
-                outputs.append(StepOutput(seq.request_id, [tok], text, False, None, lp))
-        return outputs
+                toks = toks[:i + 1]
+                break
+        seq.num_computed = min(seq.num_computed, len(seq))   # proposals cut by a stop were computed, not kept
+        self.block_manager.commit(seq)                       # register the blocks that became full
+        lp = seq.logprobs[n0:] if seq.params.logprobs is not None else []
+        if reason is not None:
+            return self._finish(seq, reason, toks, text, lp)
+        return StepOutput(seq.request_id, list(toks), text, False, None, lp, seq.spec_proposed, seq.spec_accepted)
 
     def _finish(self, seq: Sequence, reason: str, toks, text: str = "", lp=()) -> StepOutput:
         self.scheduler.finish(seq, reason)
         self.seqs.pop(seq.request_id, None)
         self.detok.pop(seq.request_id, None)
-        return StepOutput(seq.request_id, list(toks), text, True, seq.finish_reason, list(lp))
+        return StepOutput(seq.request_id, list(toks), text, True, seq.finish_reason, list(lp), seq.spec_proposed,
+                          seq.spec_accepted)
 
     # -- offline use -------------------------------------------------------------------------------------
     def generate(self, prompts, params: SamplingParams | list[SamplingParams] | None = None) -> list[RequestOutput]:

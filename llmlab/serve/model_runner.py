@@ -7,6 +7,12 @@ token to its KV slot, builds the ``[B, 1, T, L]`` attention mask (query ``t`` of
 positions ``<=`` its own, and none of the padding), and returns, per sequence, the logits of the last
 token it ran (or of all ``n`` tokens, for speculative verification).
 
+**Sliding-window attention** (Mistral; Qwen2's ``sliding_attention`` layers): with ``sliding_window = w`` in
+the config a query at position ``q`` sees keys ``q - w < k <= q`` only, as transformers' masks do. The mask is
+built here, so the engine honours the window exactly; Mistral gets one windowed mask, a model whose config
+lists ``layer_types`` gets one mask per layer type (``{"full_attention": ..., "sliding_attention": ...}``).
+The blocks that fall out of the window are kept (vLLM frees them): simpler, and only memory is lost.
+
 Why Hugging Face models and not the course's :mod:`llmlab.models.llama`: the server must serve any HF
 Llama / Mistral / Qwen2 / GPT-2 directory, and greedy output must equal ``transformers`` ``generate``
 token for token; running the HF modules themselves, with the paged cache passed as their ``cache``,
@@ -27,6 +33,10 @@ class ModelRunner:
         self.model, self.cache = model.eval(), cache
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
+        cfg = model.config
+        self.window = getattr(cfg, "sliding_window", None)
+        types = getattr(cfg, "layer_types", None)
+        self.per_type = self.window is not None and types is not None   # else one mask for every layer
 
     def prepare(self, batch: list[tuple[Sequence, int]]):
         """Tensors of a step (see the module docstring)."""
@@ -37,6 +47,7 @@ class ModelRunner:
         valid = torch.zeros(B, T, dtype=torch.bool)
         ctx = torch.zeros(B, L, dtype=torch.long)
         allowed = torch.zeros(B, T, L, dtype=torch.bool)
+        windowed = torch.zeros(B, T, L, dtype=torch.bool) if self.window is not None else None
         slots, cache = [], self.cache
         for b, (seq, n) in enumerate(batch):
             start, tokens = seq.num_computed, seq.tokens
@@ -45,13 +56,25 @@ class ModelRunner:
             valid[b, :n] = True
             ctx[b, :start + n] = torch.tensor([cache.slot(seq.block_table, p) for p in range(start + n)])
             slots += ctx[b, start:start + n].tolist()
-            allowed[b, :n, :start + n] = torch.ones(n, start + n, dtype=torch.bool).tril(start)
+            q, k = torch.arange(start, start + n)[:, None], torch.arange(start + n)[None]
+            allowed[b, :n, :start + n] = k <= q
             allowed[b, n:, 0] = True                       # padding rows: see one key, so no row is all -inf
-        mask = torch.zeros(B, 1, T, L, dtype=self.dtype)
-        mask.masked_fill_(~allowed[:, None], torch.finfo(self.dtype).min)
+            if windowed is not None:                       # and only the last `window` positions
+                windowed[b, :n, :start + n] = (k <= q) & (k > q - self.window)
+                windowed[b, n:, 0] = True
+
+        def as_mask(ok):
+            m = torch.zeros(B, 1, T, L, dtype=self.dtype)
+            return m.masked_fill_(~ok[:, None], torch.finfo(self.dtype).min).to(self.device)
+        if windowed is None:
+            mask = as_mask(allowed)
+        elif self.per_type:
+            mask = {"full_attention": as_mask(allowed), "sliding_attention": as_mask(windowed)}
+        else:
+            mask = as_mask(windowed)
         step = PagedStep(cache, valid.view(-1).to(self.device), torch.tensor(slots, device=self.device),
                          ctx.to(self.device))
-        return ids.to(self.device), pos.to(self.device), mask.to(self.device), step
+        return ids.to(self.device), pos.to(self.device), mask, step
 
     @torch.inference_mode()
     def run(self, batch: list[tuple[Sequence, int]], all_logits: bool = False) -> list[torch.Tensor]:

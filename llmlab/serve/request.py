@@ -25,6 +25,8 @@ class SamplingParams:
     top_k: int = 0                    # 0: off
     min_p: float = 0.0                # keep tokens with p >= min_p * p_max
     repetition_penalty: float = 1.0   # CTRL-style, as transformers' RepetitionPenaltyLogitsProcessor
+    presence_penalty: float = 0.0     # OpenAI's: minus this for every token already generated
+    frequency_penalty: float = 0.0    # OpenAI's: minus this times how often the token was generated
     seed: int | None = None
     stop: tuple[str, ...] = ()        # stop strings (matched on the decoded text, across token boundaries)
     stop_token_ids: tuple[int, ...] = ()
@@ -58,6 +60,9 @@ class Sequence:
     finish_reason: str | None = None  # "stop" | "length" | "abort"
     logprobs: list[tuple[float, list[tuple[int, float]]]] = field(default_factory=list)
     num_preemptions: int = 0
+    draft_computed: int = 0          # speculative decoding: tokens whose K/V are in the draft's cache
+    spec_proposed: int = 0           # draft tokens proposed for this sequence, and accepted by the target
+    spec_accepted: int = 0
     arrival_time: float = field(default_factory=time.perf_counter)
     first_token_time: float | None = None
     seq_id: int = field(default_factory=lambda: next(_ids))

@@ -5,6 +5,10 @@ so they are tested against them on the same inputs (``-inf`` marks a removed tok
 
 - repetition penalty (CTRL, Keskar et al. 2019): a token already in the sequence has its logit divided
   by ``p`` if positive, multiplied by ``p`` if negative;
+- presence and frequency penalties (OpenAI's): over the tokens *generated so far* (not the prompt),
+  ``logits[t] -= presence * (count[t] > 0) + frequency * count[t]``; positive values push the model to
+  new tokens (presence: once a token appeared; frequency: the more often, the more), negative values
+  pull it back to them;
 - temperature: ``logits / T``;
 - top-k: keep the ``k`` largest;
 - top-p (nucleus, Holtzman et al. 2020): keep the smallest set of most likely tokens whose probability
@@ -30,6 +34,15 @@ def apply_repetition_penalty(logits: torch.Tensor, token_ids, penalty: float) ->
     picked = logits[..., idx]
     logits[..., idx] = torch.where(picked < 0, picked * penalty, picked / penalty)
     return logits
+
+
+def apply_presence_frequency(logits: torch.Tensor, output_ids, presence: float, frequency: float) -> torch.Tensor:
+    """OpenAI's penalties: ``logits - presence * 1[count > 0] - frequency * count``, counts over ``output_ids``."""
+    if (presence == 0.0 and frequency == 0.0) or len(output_ids) == 0:
+        return logits
+    counts = torch.bincount(torch.as_tensor(list(output_ids), dtype=torch.long), minlength=logits.shape[-1])
+    counts = counts[: logits.shape[-1]].to(logits.dtype)
+    return logits - presence * (counts > 0).to(logits.dtype) - frequency * counts
 
 
 def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -61,9 +74,11 @@ def apply_min_p(logits: torch.Tensor, min_p: float) -> torch.Tensor:
     return logits.masked_fill(probs < threshold, float("-inf"))
 
 
-def process(logits: torch.Tensor, params: SamplingParams, token_ids=()) -> torch.Tensor:
-    """All the processors in transformers' order: penalty, temperature, top-k, top-p, min-p."""
+def process(logits: torch.Tensor, params: SamplingParams, token_ids=(), output_ids=()) -> torch.Tensor:
+    """All the processors in transformers' (and vLLM's) order: penalties, temperature, top-k, top-p, min-p.
+    ``token_ids``: prompt + output (the repetition penalty); ``output_ids``: the output alone (presence/frequency)."""
     logits = apply_repetition_penalty(logits, token_ids, params.repetition_penalty)
+    logits = apply_presence_frequency(logits, output_ids, params.presence_penalty, params.frequency_penalty)
     if params.greedy:
         return logits
     logits = apply_temperature(logits, params.temperature)
@@ -72,16 +87,16 @@ def process(logits: torch.Tensor, params: SamplingParams, token_ids=()) -> torch
     return apply_min_p(logits, params.min_p)
 
 
-def probs_of(logits: torch.Tensor, params: SamplingParams, token_ids=()) -> torch.Tensor:
+def probs_of(logits: torch.Tensor, params: SamplingParams, token_ids=(), output_ids=()) -> torch.Tensor:
     """The distribution a request samples from (one-hot at the argmax when greedy)."""
-    logits = process(logits.float(), params, token_ids)
+    logits = process(logits.float(), params, token_ids, output_ids)
     if params.greedy:
         return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).float()
     return logits.softmax(-1)
 
 
 def sample_token(logits: torch.Tensor, seq: Sequence) -> int:
-    logits = process(logits.float(), seq.params, seq.tokens)
+    logits = process(logits.float(), seq.params, seq.tokens, seq.output_ids)
     if seq.params.greedy:
         return int(logits.argmax(-1))
     return int(torch.multinomial(logits.softmax(-1), 1, generator=seq.generator))

@@ -28,10 +28,20 @@ from .engine import LLMEngine, load_model
 
 def build_app(model: str, served_name: str | None = None, api_key: str | None = None, max_queue: int = 256,
               num_blocks: int = 256, block_size: int = 16, max_num_seqs: int = 64, max_num_batched_tokens: int = 512,
-              dtype=torch.float32, device: str = "cpu", backend: str = "engine", **engine_kwargs):
+              dtype=torch.float32, device: str = "cpu", backend: str = "engine", draft: str | None = None,
+              num_speculative_tokens: int = 4, **engine_kwargs):
     """The FastAPI app serving ``model`` (zoo name or HF folder) with the course engine, or with plain
-    ``transformers.generate`` one request at a time (``backend="hf"``, for comparison)."""
+    ``transformers.generate`` one request at a time (``backend="hf"``, for comparison). ``draft``: a zoo
+    name or folder of a draft model (same tokenizer): the engine decodes speculatively,
+    ``num_speculative_tokens`` proposals per step."""
     m, tok, path = load_model(model, dtype, device)
+    if draft:
+        if backend != "engine":
+            raise ValueError("speculative decoding (draft=...) needs the course engine (backend='engine')")
+        d, dtok, _ = load_model(draft, dtype, device)
+        if dtok.get_vocab() != tok.get_vocab():
+            raise ValueError(f"the draft {draft!r} does not use the tokenizer of {model!r}")
+        engine_kwargs.update(draft_model=d, num_speculative_tokens=num_speculative_tokens)
     if backend == "hf":
         from .hf_backend import HFGenerateEngine
         engine = HFGenerateEngine(m, tok)
