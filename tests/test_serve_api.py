@@ -181,6 +181,22 @@ def test_disconnect_mid_stream_frees_the_blocks(client, server):
     assert h["requests_in_flight"] == 0 and h["kv_blocks_free"] == h["kv_blocks_total"]
 
 
+def test_disconnect_of_a_non_streaming_request_frees_the_blocks(model_dir):
+    """No write fails when a non-streaming client hangs up: the server must notice the disconnect itself."""
+    app = build_app(model_dir, served_name=NAME, num_blocks=64, block_size=8)
+    eng = app.state.engine.engine
+    step = eng.step
+    eng.step = lambda: (time.sleep(0.02), step())[1]      # 20 ms a step: 200 tokens would take 4 s
+    with running(app) as url:
+        t0 = time.monotonic()
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(url + "/v1/completions", timeout=0.5, json={"model": NAME, "prompt": "To be",
+                                                                   "max_tokens": 200, **NO_EOS})
+        h = wait_idle(url)
+        assert time.monotonic() - t0 < 3, "the request ran to the end instead of being cancelled"
+        assert eng.num_aborted == 1 and h["kv_blocks_free"] == h["kv_blocks_total"] == 64
+
+
 def test_load_64_streaming_clients(server, client):
     """48 good streams (checked against the sequential answer), 8 that hang up after one chunk, 8 bad ones."""
     url = server[0]

@@ -89,6 +89,21 @@ def error_response(status, message, type="invalid_request_error", param=None, co
     return JSONResponse({"error": {"message": message, "type": type, "param": param, "code": code}}, status)
 
 
+class _KeyCheck:
+    """``Authorization: Bearer KEY`` on ``/v1/*``, else 401. A plain ASGI middleware: Starlette's
+    ``BaseHTTPMiddleware`` (``@app.middleware``) hides the client's disconnect from the endpoints."""
+
+    def __init__(self, app, api_key: str):
+        self.app, self.expected = app, f"Bearer {api_key}".encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"].startswith("/v1") and \
+                dict(scope["headers"]).get(b"authorization", b"") != self.expected:
+            resp = error_response(401, "Incorrect or missing API key.", "authentication_error", code="invalid_api_key")
+            return await resp(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
 # -- the app -------------------------------------------------------------------------------------------------
 def create_app(engine: AsyncEngine, model_name: str, api_key: str | None = None) -> FastAPI:
     tokenizer, max_len = engine.engine.tokenizer, engine.engine.max_model_len
@@ -102,13 +117,8 @@ def create_app(engine: AsyncEngine, model_name: str, api_key: str | None = None)
     app = FastAPI(title="llmlab.serve", lifespan=lifespan)
     app.state.engine = engine
 
-    @app.middleware("http")
-    async def check_key(request: Request, call_next):
-        if api_key and request.url.path.startswith("/v1"):
-            if request.headers.get("authorization", "") != f"Bearer {api_key}":
-                return error_response(401, "Incorrect or missing API key.", "authentication_error",
-                                      code="invalid_api_key")
-        return await call_next(request)
+    if api_key:
+        app.add_middleware(_KeyCheck, api_key=api_key)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(request, exc: RequestValidationError):

@@ -81,7 +81,7 @@ class LLMEngine:
         self.eos_ids = set(eos if isinstance(eos, (list, tuple)) else [] if eos is None else [eos])
         self.seqs: dict[str, Sequence] = {}
         self.detok: dict[str, Detokenizer] = {}
-        self.num_steps = 0
+        self.num_steps, self.num_aborted = 0, 0
         self.spec = None              # speculative decoding with a draft model (same tokenizer), see .spec_decode
         if draft_model is not None:
             from .spec_decode import SpeculativeDecoder
@@ -116,6 +116,7 @@ class LLMEngine:
         self.detok.pop(request_id, None)
         if seq is not None and not seq.finished:
             self.scheduler.finish(seq, "abort")
+            self.num_aborted += 1
 
     def has_work(self) -> bool:
         return self.scheduler.has_work()
