@@ -110,11 +110,14 @@ def test_frequency_penalty_stops_greedy_repetition():
 
 
 # -- sliding-window attention (Mistral) -----------------------------------------------------------------------
-def test_sliding_window_equals_transformers():
-    model = tiny_model("mistral", V, sliding_window=5)            # a window far smaller than the sequences
+# Mistral: every layer windowed; Qwen2: a windowed layer after a full one (one mask per layer type)
+@pytest.mark.parametrize("arch,layer_types", [("mistral", None), ("qwen2", ["full_attention", "sliding_attention"])])
+def test_sliding_window_equals_transformers(arch, layer_types):
+    extra = {"layer_types": layer_types} if layer_types else {}
+    model = tiny_model(arch, V, sliding_window=5, **extra)     # a window far smaller than the sequences
     ps = prompts(4, (3, 9, 17))
     ref = hf_greedy(model, ps, 12)
-    full = hf_greedy(tiny_model("mistral", V), ps, 12)
+    full = hf_greedy(tiny_model(arch, V), ps, 12)
     assert ref != full, "the window must change the output, or this test proves nothing"
     for blocks, budget in ((64, 512), (14, 8)):
         eng = LLMEngine(model, None, num_blocks=blocks, block_size=4, max_num_batched_tokens=budget)
