@@ -244,6 +244,17 @@ def test_llama_base_template_renders_the_course_tasks(llama_path):
         assert text.endswith("<|assistant|>\n" + row["messages"][-1]["content"] + "<|end|>\n")
 
 
+def test_llama_draft_is_smaller_with_the_base_tokenizer(llama_path, cache):
+    """Week 6's draft model: trained like llama-base (same Trainer, corpora, seed), smaller, the same token ids."""
+    path = zoo.pretrained("llama-draft", tier="fast", cache=cache, progress=False, log=quiet)
+    assert (path / "tokenizer.json").read_bytes() == (llama_path / "tokenizer.json").read_bytes()
+    meta, base = zoo.info(path), zoo.info(llama_path)
+    assert meta["n_params"] < base["n_params"] / 2 and meta["vocab_size"] == base["vocab_size"]
+    assert meta["train_tokens"] == base["train_tokens"], "the same training data"
+    assert meta["val_loss"] < math.log(meta["vocab_size"]), "it learned something"
+
+
+# ---------------------------------------------------------------------------------------------
 # llama-chat: llama-base after LoRA-SFT on the course tasks (llmlab.finetune.chat_model), merged
 
 
