@@ -43,6 +43,8 @@ The models (``MODELS``):
   about a third of ``llama-base``'s cost per token on the CPU tier) trained exactly as ``llama-base`` (same corpora,
   same batches, the same :class:`llmlab.train.trainer.Trainer` loop), with ``llama-base``'s own tokenizer (loaded from
   the same tier and cache, so that token ids mean the same in both models).
+- ``llama-draft-chat`` (Week 6): ``llama-draft`` after exactly ``llama-chat``'s SFT recipe: the draft of ``llama-chat``
+  (a draft pretrained only proposes pretraining-style text, which the chat model rarely accepts).
 - ``llama-chat`` (Week 4): ``llama-base`` (same tier, same cache) after supervised fine-tuning on the chat-formatted
   course tasks (:mod:`llmlab.tasks`) with ``peft.LoraConfig`` + TRL's ``SFTTrainer``, loss on the assistant tokens
   only, the adapter merged (:func:`llmlab.finetune.chat_model.build_chat`, the run of Week 4's notebook 4). Same
@@ -75,7 +77,7 @@ import re
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -218,7 +220,16 @@ MODELS: dict[str, ModelSpec] = {
                      r=64, alpha=128, dropout=0.05, max_length=512, max_new_tokens=160),
         ),
     ),
+    # Week 6: the draft of llama-chat: llama-draft after the same SFT recipe (a draft must follow the target's format)
+    "llama-draft-chat": ModelSpec(
+        "llama-draft-chat", "llmlab.tasks", "bpe-han",
+        "llama-draft after llama-chat's supervised fine-tuning (the same tasks, LoRA settings and steps), merged: "
+        "the draft model of llama-chat in speculative decoding",
+        arch="chat", base="llama-draft",
+        tiers={},  # filled below: llama-chat's
+    ),
 }
+MODELS["llama-draft-chat"] = replace(MODELS["llama-draft-chat"], tiers=MODELS["llama-chat"].tiers)  # the same recipe
 
 
 def available() -> list[str]:
