@@ -302,3 +302,14 @@ def test_hf_backend_gives_the_same_greedy_answers(model_dir, client):
             hf = c.completions.create(model=NAME, prompt=p, max_tokens=10, temperature=0, extra_body=NO_EOS)
             ours = client.completions.create(model=NAME, prompt=p, max_tokens=10, temperature=0, extra_body=NO_EOS)
             assert hf.choices[0].text == ours.choices[0].text and hf.usage.completion_tokens == 10
+
+
+def test_gpu_tier_says_what_it_skips(capsys):
+    from llmlab.serve import gpu_tier
+
+    assert gpu_tier.main(["vllm", "--model", "m", "--draft", "d"]) == 0
+    out = capsys.readouterr().out
+    assert "vllm serve m" in out and '"num_speculative_tokens": 4' in out and "--enable-prefix-caching" in out
+    if not torch.cuda.is_available():
+        assert "skipped: no CUDA GPU" in out
+    assert gpu_tier.main(["trtllm", "--model", "m"]) == 0 and "trtllm-build" in capsys.readouterr().out

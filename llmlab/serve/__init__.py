@@ -10,10 +10,12 @@ One concept per file, in the order a request meets them:
 - :mod:`.sampler`: logits processors and seeded per-request sampling;
 - :mod:`.detokenizer`: streamed text with stop strings;
 - :mod:`.engine`: the loop that ties them together (``LLMEngine``);
-- :mod:`.speculative`: speculative decoding with a draft model;
+- :mod:`.speculative`: speculative decoding with a draft model, one sequence (the method);
+- :mod:`.spec_decode`: the same inside the batched engine (``LLMEngine(..., draft_model=...)``, ``--draft``);
 - :mod:`.hf_backend`: plain ``transformers.generate`` behind the same interface (``--backend hf``, for comparison);
 - :mod:`.tiny`: tiny random-weight Llama / Mistral / Qwen2 / GPT-2 folders for tests and notebooks;
 - :mod:`.async_engine`, :mod:`.api`, :mod:`.server`, ``__main__``: asyncio, FastAPI, uvicorn, the CLI.
+- :mod:`.gpu_tier`: the vLLM / TensorRT-LLM recipes on a CUDA machine (says what it skips elsewhere).
 """
 
 from .block_manager import BlockManager
