@@ -109,6 +109,18 @@ def test_frequency_penalty_stops_greedy_repetition():
     assert got == ref and got != plain
 
 
+def test_penalties_equal_in_the_engine_and_the_hf_backend():
+    from llmlab.serve.hf_backend import HFGenerateEngine
+    from llmlab.serve.tiny import tiny_tokenizer
+
+    model, p = tiny_model("qwen2", 320), [10, 20, 30, 40, 50]
+    params = SamplingParams(max_tokens=12, temperature=0, ignore_eos=True, presence_penalty=1.5, frequency_penalty=0.7)
+    ours = LLMEngine(model, None, num_blocks=32, block_size=4).generate([p], params)[0].token_ids
+    hf = HFGenerateEngine(model, tiny_tokenizer())
+    hf.add_request(p, params)
+    assert hf.step()[0].new_token_ids == ours
+
+
 # -- sliding-window attention (Mistral) -----------------------------------------------------------------------
 # Mistral: every layer windowed; Qwen2: a windowed layer after a full one (one mask per layer type)
 @pytest.mark.parametrize("arch,layer_types", [("mistral", None), ("qwen2", ["full_attention", "sliding_attention"])])

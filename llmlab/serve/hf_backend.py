@@ -15,6 +15,19 @@ import torch
 from .detokenizer import Detokenizer
 from .engine import StepOutput
 from .request import SamplingParams, Sequence
+from .sampler import apply_presence_frequency
+
+
+class _OpenAIPenalties:
+    """presence/frequency penalties as a ``transformers`` logits processor (generate has none): over the
+    generated tokens only, the ones after the prompt's ``n_prompt``."""
+
+    def __init__(self, n_prompt: int, presence: float, frequency: float):
+        self.n_prompt, self.presence, self.frequency = n_prompt, presence, frequency
+
+    def __call__(self, input_ids, scores):
+        return torch.stack([apply_presence_frequency(row, ids[self.n_prompt:].tolist(), self.presence, self.frequency)
+                            for ids, row in zip(input_ids, scores)])
 
 
 class _NoBlocks:
@@ -56,6 +69,10 @@ class HFGenerateEngine:
                       eos_token_id=None if p.ignore_eos else (self.eos_ids + list(p.stop_token_ids)) or None,
                       pad_token_id=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0,
                       repetition_penalty=p.repetition_penalty)
+        if p.presence_penalty or p.frequency_penalty:
+            from transformers import LogitsProcessorList
+            kwargs.update(logits_processor=LogitsProcessorList(
+                [_OpenAIPenalties(len(seq.prompt_ids), p.presence_penalty, p.frequency_penalty)]))
         if p.ignore_eos:  # eos_token_id=None would fall back on the generation config's: force the length instead
             kwargs.update(min_new_tokens=p.max_tokens)
         if p.greedy:
