@@ -10,8 +10,8 @@ Four measurements, one run, same model:
    ``--tokens`` each, EOS ignored) against ``transformers`` ``generate`` called once per request, in sequence
    (the issue's expectation: >= 8x at 32 concurrent on a GPU-sized model; on a tiny CPU model Python overhead
    per step weighs more, so expect less);
-2. speculative decoding with the draft ``--draft`` (default: the zoo's ``llama-draft``, trained like llama-base
-   with its tokenizer): one sequence (``llmlab.serve.speculative``) against plain decoding through the same
+2. speculative decoding with the draft ``--draft`` (default: the zoo's ``llama-draft-chat`` for llama-chat: llama-draft,
+   trained like llama-base with its tokenizer, after llama-chat's SFT): one sequence (``llmlab.serve.speculative``) against plain decoding through the same
    code (``k = 0``) and ``generate``; then the batched engine with and without the draft at 1 and 8 concurrent
    requests; greedy output checked identical, acceptance rate, tokens per target call, CPU-time speedup;
 3. paged-KV memory waste (blocks of 16) vs contiguous preallocation to the context length, on a realistic mix
@@ -185,7 +185,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="llama-chat", help="zoo name or HF folder")
     ap.add_argument("--tokens", type=int, default=32)
-    ap.add_argument("--draft", default="llama-draft", help="draft model of speculative decoding (zoo name or folder)")
+    ap.add_argument("--draft", default=None, help="draft model of speculative decoding (zoo name or folder; default: "
+                    "llama-draft-chat for llama-chat, llama-draft otherwise)")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--skip", nargs="*", default=[], choices=["throughput", "speculative", "waste", "server"])
@@ -196,6 +197,7 @@ def main():
     transformers.logging.set_verbosity_error()
     from llmlab.serve.engine import load_model
     model, tok, path = load_model(args.model)
+    args.draft = args.draft or ("llama-draft-chat" if args.model == "llama-chat" else "llama-draft")
     print(f"model {args.model} ({path}): {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
           f"{torch.get_num_threads()} thread(s)")
     if "throughput" not in args.skip:
