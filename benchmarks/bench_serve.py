@@ -95,8 +95,10 @@ def bench_speculative(model, tok, args):
           f"target {n_t:.2f}M)")
     p = prompts_for(tok, 1, seed=99)[0]
     ids = torch.tensor([p])
+    # eos_token_id=None: run through end-of-turn tokens as speculative_generate does (min_new_tokens would instead
+    # forbid them, which changes the greedy path)
     ref, w0, c0 = timed(lambda: model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=args.tokens,
-                                               min_new_tokens=args.tokens, do_sample=False, pad_token_id=1)[0, len(p):].tolist())
+                                               do_sample=False, eos_token_id=None, pad_token_id=1)[0, len(p):].tolist())
     _, wp, cp = timed(lambda: speculative_generate(model, draft, p, args.tokens, k=0))     # plain, same code path
     _, wd, cd = timed(lambda: speculative_generate(draft, draft, p, args.tokens, k=0))
     print(f"   generate: wall {w0:.2f} s, CPU {c0:.2f} s; plain cached decoding (k=0): CPU {cp:.2f} s; "

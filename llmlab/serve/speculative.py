@@ -14,7 +14,7 @@ under-proposed). With greedy decoding the distributions are one-hot: a draft tok
 target's argmax, so the output equals the target's greedy output token for token.
 
 This decoder runs one sequence on Hugging Face ``DynamicCache``\\ s, cropped back after each rejection;
-the batched engine (:mod:`llmlab.serve.engine`) does not use it.
+the batched engine runs the same rule (:func:`accept_or_resample`) on the paged cache in :mod:`.spec_decode`.
 """
 
 from __future__ import annotations
