@@ -9,7 +9,11 @@ Parameters: ``max_tokens`` (chat: also ``max_completion_tokens``), ``temperature
 ``stop`` (a string or up to 4), ``seed``, ``logprobs`` (completions: an int; chat: ``logprobs: true`` +
 ``top_logprobs``), ``stream_options.include_usage``; vLLM's extensions ``top_k``, ``min_p``,
 ``repetition_penalty``, ``ignore_eos``. Every answer has ``usage`` and each choice a ``finish_reason``
-(``stop`` or ``length``).
+(``stop`` or ``length``). With a draft model (``--draft``), ``usage.speculative`` holds the request's
+``draft_tokens``, ``accepted_tokens`` and ``acceptance_rate``, and ``/health`` the engine's totals.
+
+A client that disconnects is cancelled, its KV blocks freed: a stream when a write fails, a non-streaming
+request by polling ``Request.is_disconnected`` while it waits (nothing is written to it before the end).
 
 Errors have OpenAI's body ``{"error": {"message", "type", "param", "code"}}``: 400 for malformed JSON, a
 missing or out-of-range parameter or a prompt that does not fit the context (code
