@@ -40,7 +40,8 @@ The models (``MODELS``):
   ``<|system|> <|user|> <|assistant|> <|end|>`` reserved and a chat template in ``tokenizer_config.json``
   (``tokenizer.apply_chat_template`` works; generation stops at ``<|endoftext|>`` or ``<|end|>``).
 - ``llama-draft`` (Week 6): the draft model of speculative decoding: a Llama of 1 narrow layer (FAST and CPU tiers;
-  about a third of ``llama-base``'s cost per token on the CPU tier) trained exactly as ``llama-base`` (same corpora,
+  CPU tier: 0.57M parameters against 1.79M, val loss 5.66 against 5.18, half the CPU time per decoded token, since
+  the 8k-token output layer and Python's overhead do not shrink with the layers) trained exactly as ``llama-base`` (same corpora,
   same batches, the same :class:`llmlab.train.trainer.Trainer` loop), with ``llama-base``'s own tokenizer (loaded from
   the same tier and cache, so that token ids mean the same in both models).
 - ``llama-draft-chat`` (Week 6): ``llama-draft`` after exactly ``llama-chat``'s SFT recipe: the draft of ``llama-chat``
