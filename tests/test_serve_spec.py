@@ -160,6 +160,9 @@ def test_server_speculative_greedy_equals_plain_and_reports_acceptance(spec_serv
     assert "speculative" in httpx.get(url + "/health").json()
     streamed = "".join(c.choices[0].text for c in spec.completions.create(**kw, stream=True) if c.choices)
     assert streamed == b.choices[0].text
+    stop = b.choices[0].text[8:10]                 # a stop string in the middle of the answer, maybe mid-round
+    a, b = spec.completions.create(**kw, stop=[stop]), plain.completions.create(**kw, stop=[stop])
+    assert a.choices[0].text == b.choices[0].text and a.choices[0].finish_reason == "stop"
 
 
 def test_server_accepts_presence_and_frequency_penalties(spec_server):
