@@ -41,3 +41,29 @@ def test_open_clip_mapping_covers_every_parameter():
     theirs = create_open_clip(m.config, "llmlab-test-port").state_dict()
     assert set(mapped) == set(theirs)
     assert all(mapped[k].shape == theirs[k].shape for k in theirs)
+
+
+def test_captioner_as_blip2_has_identical_logits_and_captions():
+    """The course captioner and its Blip2ForConditionalGeneration: same logits (float32 round-off), same greedy tokens."""
+    from llmlab.models.llama import LlamaConfig, LlamaForCausalLM
+    from llmlab.vision.blip2_port import blip2_inputs, to_hf_blip2
+    from llmlab.vision.qformer import Captioner, QFormer, QFormerConfig
+    from llmlab.vision.vit import VisionTransformer
+
+    torch.manual_seed(0)
+    vt = VisionTransformer(VisionConfig(image_size=16, patch_size=4, hidden_size=24, num_attention_heads=3,
+                                        intermediate_size=48))
+    lm = LlamaForCausalLM(LlamaConfig(vocab_size=60, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=2))
+    q = QFormer(QFormerConfig(hidden_size=32, encoder_hidden_size=24, num_query_tokens=5, intermediate_size=64))
+    cap = Captioner(vt, q, lm).eval()
+    hf = to_hf_blip2(cap, image_token_id=59)
+    x, ids = torch.randn(2, 3, 16, 16), torch.randint(0, 50, (2, 7))
+    with torch.no_grad():
+        ours = cap(x, ids).logits
+        theirs = hf(pixel_values=x, **dict(zip(("input_ids", "attention_mask"), blip2_inputs(ids, 5, 59)))).logits
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    new = cap.generate(x, ids[:, :1], max_new_tokens=4)
+    i2, m2 = blip2_inputs(ids[:, :1], 5, 59)
+    out = hf.generate(pixel_values=x, input_ids=i2, attention_mask=m2, max_new_tokens=4, do_sample=False)
+    assert torch.equal(out[:, i2.shape[1]:], new)
