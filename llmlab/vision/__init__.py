@@ -9,7 +9,9 @@ file                      what
 ``text.py``               a word-level tokenizer for captions and a causal text transformer (``CLIPTextModel`` names)
 ``clip.py``               CLIP: both towers, projections, learnable temperature; the symmetric InfoNCE loss;
                           zero-shot classification and retrieval recall; conversion to ``transformers.CLIPModel``
+``open_clip_port.py``     the course CLIP as a registered open_clip model: its config and the parameter mapping
 ``qformer.py``            BLIP-2's Q-Former (``Blip2QFormerModel`` parameter names)
+``blip2_port.py``         the course captioner as ``transformers.Blip2ForConditionalGeneration``
 ``projector.py``          LLaVA's modality projector (linear or 2-layer MLP)
 ``vlm.py``                a LLaVA-style VLM: ViT -> projector -> the course Llama via ``inputs_embeds``; image-token
                           splicing and the label mask; conversion to ``LlavaForConditionalGeneration``
