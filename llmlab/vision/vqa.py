@@ -140,6 +140,9 @@ def train_food_vlm(recipe: dict, tier: str | None = None, seed: int = 0, log=Non
     """The zoo's ``food-vlm``: the tier's food-clip vision tower (frozen) + a 2-layer projector + the recipe's LM;
     stage 1 the projector on captions, stage 2 the projector and the LM (``stage2="full"``, or ``"lora"``: rank-8
     adapters) on the instructions. Returns (vlm (eval, LoRA merged), tokenizer, card: accuracies, chance, times)."""
+    import os
+
+    os.environ.setdefault("DS_ACCELERATOR", "cpu")  # DeepSpeed (probed by transformers) would announce it on stderr
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from .. import zoo
