@@ -35,9 +35,9 @@ from .vlm import VLM, build_example, collate, greedy_from_embeds, splice_image_f
 
 RECIPES = {  # the zoo's food-vlm (and notebook 4's RUN): sizes of the data, steps, learning rates
     "fast": dict(lm="llama-chat", select="all", n_train=400, n_eval=64, stage1_steps=40, stage2_steps=80, batch=16,
-                 lr1=2e-3, lr2=1e-3, stage2="full"),
-    "cpu": dict(lm="llama-chat", select="all", n_train=2000, n_eval=400, stage1_steps=150, stage2_steps=600, batch=16,
-                lr1=2e-3, lr2=1e-3, stage2="full"),
+                 lr1=2e-3, lr2=2e-3, stage2="full"),
+    "cpu": dict(lm="llama-chat", select="all", n_train=6000, n_eval=400, stage1_steps=150, stage2_steps=600, batch=16,
+                lr1=2e-3, lr2=2e-3, stage2="full"),
 }
 RECIPES["gpu"] = dict(RECIPES["cpu"], n_train=10000, n_eval=1000, stage2_steps=3000, batch=64)
 
