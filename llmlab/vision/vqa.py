@@ -18,6 +18,10 @@ What made the difference at the default size (measured with the course's ``cpu``
   class token is the one feature trained to say what the image shows.
 - **stage 2 trains the whole (1.8M-parameter) LM**, as LLaVA-1.5 does, rather than rank-8 LoRA adapters.
 
+With ``RECIPES["cpu"]`` (one run of notebook 4, 4 CPU-minutes) on 400 test questions: colour 90 %, food 17 %, shape
+36 %, meal 40 %, against majority-answer chance 18 %, 0 %, 21 %, 25 % (uniform 9 %, 2 %, 10 %, 20 %); the earlier recipe
+(``llama-base``, patch tokens only, rank-8 LoRA, 2000 images) gave 16 %, 0 %, 11 %, 25 %.
+
 Chance: ``uniform`` is one over the number of values a kind has among the foods; ``majority`` always answers the
 most frequent value of the training answers (the better baseline: food colours and meals are not uniform).
 """
