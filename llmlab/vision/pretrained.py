@@ -215,17 +215,23 @@ def publish_vlm(vlm, tokenizer, name: str = "food-vlm", tier: str | None = None,
 
 
 def food_vlm(tier: str | None = None, cache=None, force: bool = False, log=print) -> Path:
-    """The folder of the zoo's ``food-vlm`` for a tier: notebook 4's publication, or (if missing) built here with
-    the same recipe (:func:`llmlab.vision.vqa.train_food_vlm`) and published by :func:`publish_vlm`."""
+    """The folder of the zoo's ``food-vlm`` for a tier: notebook 4's publication, or (if missing, or made by another
+    recipe) built here with the same recipe (:func:`llmlab.vision.vqa.train_food_vlm`) and published by
+    :func:`publish_vlm`."""
     from .vqa import RECIPES as VLM_RECIPES, train_food_vlm
 
     tier = _tier(tier)
     final = zoo_dir(cache) / f"food-vlm-{tier}"
-    if (final / "zoo.json").is_file() and not force:
+
+    def current() -> bool:  # published, by this recipe (an older recipe's model is rebuilt)
+        return (final / "zoo.json").is_file() and not force and \
+            json.loads((final / "zoo.json").read_text(encoding="utf-8")).get("recipe") == VLM_RECIPES[tier]
+
+    if current():
         return final
     zoo_dir(cache).mkdir(parents=True, exist_ok=True)
     with _lock(zoo_dir(cache) / ".food-vlm-build.lock"):  # not publish_vlm's lock: it takes that one itself
-        if (final / "zoo.json").is_file() and not force:
+        if current():
             return final
         log(f"[zoo] training 'food-vlm' ({tier} tier) into {final} ...")
         threads = torch.get_num_threads()
