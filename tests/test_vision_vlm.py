@@ -75,7 +75,8 @@ def test_build_example_masks_all_but_the_answer():
     assert none is None and torch.equal(prompt, ids[: len(prompt)])
 
 
-def test_vlm_matches_llava_and_trains_only_answers():
+@pytest.mark.parametrize("select", ["patches", "all"])  # LLaVA's "default" (no class token) and "full" strategies
+def test_vlm_matches_llava_and_trains_only_answers(select):
     torch.manual_seed(0)
     lm = LlamaForCausalLM(LlamaConfig(vocab_size=5, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                                       num_attention_heads=4, num_key_value_heads=2))
@@ -85,7 +86,8 @@ def test_vlm_matches_llava_and_trains_only_answers():
     lm.config.vocab_size = 300
     tok = _Tok()
     vit = VisionTransformer(VisionConfig(image_size=16, patch_size=8, hidden_size=24, intermediate_size=48))
-    vlm = VLM(vit, lm, image_token_id=add_image_token(tok, lm)).eval()
+    vlm = VLM(vit, lm, image_token_id=add_image_token(tok, lm), select=select).eval()
+    assert vlm.num_image_tokens == 4 + (select == "all")
     batch = [build_example(tok, "What colour?", "Red.", vlm.num_image_tokens),
              build_example(tok, "Shape?", "It is round.", vlm.num_image_tokens)]
     ids, mask, labels = collate(batch, pad_id=4)

@@ -15,6 +15,9 @@ file                      what
 ``projector.py``          LLaVA's modality projector (linear or 2-layer MLP)
 ``vlm.py``                a LLaVA-style VLM: ViT -> projector -> the course Llama via ``inputs_embeds``; image-token
                           splicing and the label mask; conversion to ``LlavaForConditionalGeneration``
+``instructions.py``       visual instructions (what / colour / shape / meal, English and Chinese) and their scorer
+``vqa.py``                LLaVA's two training stages, greedy answers, VQA accuracy and chance levels per question type
+``pretrained.py``         the zoo's ``food-clip`` and ``food-vlm`` (built on first use, with their measured accuracy)
 ``explain.py``            attention rollout, Grad-CAM, occlusion maps, the pointing game
 ========================  =====================================================================================
 """

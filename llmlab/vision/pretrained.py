@@ -6,12 +6,21 @@
     model, tok = pretrained.load_food_clip()      # a course CLIP (eval mode) and its caption tokenizer
     path = pretrained.food_clip()                 # the folder: a transformers CLIPModel (config.json, model.safetensors),
                                                   # vocab.json (the caption words) and zoo.json (recipe, accuracy)
+    vlm, tok = pretrained.load_vlm("food-vlm")    # the week's own small VLM (LlavaForConditionalGeneration)
 
 The recipe is notebook 1's (:func:`train_clip`): foods and seen attribute objects, one random English or Chinese
 caption per image, AdamW with warm-up and cosine decay, the temperature clamped. Tiers as in :mod:`llmlab.zoo`:
 ``fast`` (a toy, seconds: it only makes the later notebooks run), ``cpu`` (the default: ~5 CPU-minutes),
 ``gpu``. The folder is published with an atomic rename under ``$LLMLAB_CACHE/zoo/food-clip-<tier>``, like the
-language models; a build holds a lock so that two notebooks never train it twice.
+language models; a build holds a lock so that two notebooks never train it twice. ``zoo.json`` records the
+zero-shot accuracy on the test foods (``food_zero_shot``, chance 2 %) and on the 110 colour-shape classes of the
+attribute objects, seen pairs and the **held-out pairs** no training image had (``attribute_zero_shot``, chance
+0.9 %; colour alone 9 %); an older folder without the latter gets it added on first use (evaluation only).
+
+``food-vlm`` (notebook 4's model) is published by notebook 4 at the default size; when a notebook asks for it
+before (or in FAST mode), :func:`food_vlm` builds it with the same recipe (:data:`llmlab.vision.vqa.RECIPES`:
+the tier's food-clip tower, the Week 4 ``llama-chat``, two stages) and records VQA accuracy per question type
+before and after, with the chance levels, in its ``zoo.json``.
 """
 
 from __future__ import annotations
@@ -81,12 +90,47 @@ def food_zero_shot(model: CLIP, tok: CaptionTokenizer, n: int = 500) -> float:
     return (encode_images(model, test["pixel_values"]) @ clf.T).argmax(1).eq(test["labels"]).float().mean().item()
 
 
+@torch.no_grad()
+def attribute_zero_shot(model: CLIP, tok: CaptionTokenizer, n: int = 500) -> dict:
+    """Zero-shot accuracy over the 110 colour-shape classes on the attribute test split (half held-out pairs):
+    {"seen", "heldout", "heldout_colour" (the colour right), "chance", "chance_colour"}; notebook 1's prompts."""
+    from ..tasks.food import COLOURS, SHAPES
+
+    test = images.attribute_dataset("test", n, seed=0)
+    pairs = images.attribute_classes()
+    clf = zero_shot_classifier(model, tok, [f"{COLOURS[c][0][0]} {SHAPES[s][0][0]}" for c, s in pairs],
+                               ["a photo of a {} thing.", "a {} thing."])
+    pred = (encode_images(model, test["pixel_values"]) @ clf.T).argmax(1)
+    right, held = pred.eq(test["labels"]), test["heldout"]
+    colour = torch.tensor([pairs[p][0] == pairs[t][0] for p, t in zip(pred.tolist(), test["labels"].tolist())])
+    return {"seen": right[~held].float().mean().item(), "heldout": right[held].float().mean().item(),
+            "heldout_colour": colour[held].float().mean().item(), "chance": 1 / len(pairs),
+            "chance_colour": 1 / len(COLOURS)}
+
+
+def _add_attribute_metrics(path: Path) -> None:
+    """Older food-clip folders lack ``attribute_zero_shot``: measure it on the saved weights and add it."""
+    meta = json.loads((path / "zoo.json").read_text(encoding="utf-8"))
+    if "attribute_zero_shot" in meta:
+        return
+    with _lock(path.parent / f".{path.name}.lock"):
+        meta = json.loads((path / "zoo.json").read_text(encoding="utf-8"))  # another process may have added it
+        if "attribute_zero_shot" in meta:
+            return
+        model, tok = _load_clip(path)
+        meta["attribute_zero_shot"] = attribute_zero_shot(model, tok)
+        tmp = path / ".zoo.json.tmp"
+        tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        tmp.replace(path / "zoo.json")
+
+
 def food_clip(tier: str | None = None, cache=None, force: bool = False, log=print) -> Path:
     """The folder of the zoo's ``food-clip`` for a tier (trained and cached first if missing)."""
     tier = _tier(tier)
     root = zoo_dir(cache)
     final = root / f"food-clip-{tier}"
     if (final / "zoo.json").is_file() and not force:
+        _add_attribute_metrics(final)
         return final
     root.mkdir(parents=True, exist_ok=True)
     with _lock(root / f".{final.name}.lock"):
@@ -103,6 +147,7 @@ def food_clip(tier: str | None = None, cache=None, force: bool = False, log=prin
             torch.set_num_threads(threads)
         meta = {"name": "food-clip", "tier": tier, "recipe": recipe, "config": model.config.to_dict(),
                 "final_loss": sum(losses[-20:]) / len(losses[-20:]), "food_zero_shot": food_zero_shot(model, tok),
+                "attribute_zero_shot": attribute_zero_shot(model, tok),
                 "train_wall_s": time.time() - t0, "train_cpu_s": time.process_time() - c0}
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
         try:
@@ -115,16 +160,20 @@ def food_clip(tier: str | None = None, cache=None, force: bool = False, log=prin
             tmp.replace(final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    log(f"[zoo] food-clip ({tier}): zero-shot food accuracy {100 * meta['food_zero_shot']:.1f} %, "
+    log(f"[zoo] food-clip ({tier}): zero-shot food accuracy {100 * meta['food_zero_shot']:.1f} %, held-out "
+        f"colour-shape pairs {100 * meta['attribute_zero_shot']['heldout']:.1f} % (chance 0.9 %), "
         f"trained in {meta['train_wall_s']:.0f} s ({meta['train_cpu_s']:.0f} CPU-s)")
     return final
 
 
 def load_food_clip(tier: str | None = None, **kwargs) -> tuple[CLIP, CaptionTokenizer]:
     """(course CLIP in eval mode, its caption tokenizer) from the zoo folder."""
+    return _load_clip(food_clip(tier, **kwargs))
+
+
+def _load_clip(path: Path) -> tuple[CLIP, CaptionTokenizer]:
     from safetensors.torch import load_file
 
-    path = food_clip(tier, **kwargs)
     meta = json.loads((path / "zoo.json").read_text(encoding="utf-8"))
     model = CLIP(CLIPConfig.from_dict(meta["config"]))
     missing, unexpected = model.load_state_dict(load_file(path / "model.safetensors"), strict=False)
@@ -165,11 +214,47 @@ def publish_vlm(vlm, tokenizer, name: str = "food-vlm", tier: str | None = None,
     return final
 
 
+def food_vlm(tier: str | None = None, cache=None, force: bool = False, log=print) -> Path:
+    """The folder of the zoo's ``food-vlm`` for a tier: notebook 4's publication, or (if missing, or made by another
+    recipe) built here with the same recipe (:func:`llmlab.vision.vqa.train_food_vlm`) and published by
+    :func:`publish_vlm`."""
+    from .vqa import RECIPES as VLM_RECIPES, train_food_vlm
+
+    tier = _tier(tier)
+    final = zoo_dir(cache) / f"food-vlm-{tier}"
+
+    def current() -> bool:  # published, by this recipe (an older recipe's model is rebuilt)
+        return (final / "zoo.json").is_file() and not force and \
+            json.loads((final / "zoo.json").read_text(encoding="utf-8")).get("recipe") == VLM_RECIPES[tier]
+
+    if current():
+        return final
+    zoo_dir(cache).mkdir(parents=True, exist_ok=True)
+    with _lock(zoo_dir(cache) / ".food-vlm-build.lock"):  # not publish_vlm's lock: it takes that one itself
+        if current():
+            return final
+        log(f"[zoo] training 'food-vlm' ({tier} tier) into {final} ...")
+        threads = torch.get_num_threads()
+        if tier == "fast":
+            torch.set_num_threads(1)
+        try:
+            vlm, tok, card = train_food_vlm(VLM_RECIPES[tier], tier)
+        finally:
+            torch.set_num_threads(threads)
+        publish_vlm(vlm, tok, "food-vlm", tier, cache, card={**card, "built_by": "llmlab.vision.pretrained.food_vlm"})
+    log(f"[zoo] food-vlm ({tier}): VQA accuracy " + ", ".join(f"{k} {100 * v:.0f} %" for k, v in card["vqa_accuracy"].items())
+        + f", trained in {card['train_wall_s']:.0f} s ({card['train_cpu_s']:.0f} CPU-s)")
+    return final
+
+
 def load_vlm(name: str = "food-vlm", tier: str | None = None, cache=None):
-    """(``LlavaForConditionalGeneration`` in eval mode, tokenizer) of a published VLM."""
+    """(``LlavaForConditionalGeneration`` in eval mode, tokenizer) of a published VLM; ``food-vlm`` is built first
+    if no notebook has published it yet."""
     from transformers import AutoTokenizer, LlavaForConditionalGeneration
 
     path = zoo_dir(cache) / f"{name}-{_tier(tier)}"
+    if name == "food-vlm":
+        path = food_vlm(tier, cache)
     if not (path / "zoo.json").is_file():
         raise FileNotFoundError(f"{path}: not published yet (Week 8 notebook 4 publishes it at the default size)")
     with _quiet_transformers():
