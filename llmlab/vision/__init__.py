@@ -14,5 +14,8 @@ file                      what
 ``vlm.py``                a LLaVA-style VLM: ViT -> projector -> the course Llama via ``inputs_embeds``; image-token
                           splicing and the label mask; conversion to ``LlavaForConditionalGeneration``
 ``explain.py``            attention rollout, Grad-CAM, occlusion maps, the pointing game
+``pipeline.py``           the food labeller: region proposals -> attributes (CLIP, pixels) -> scene -> consumption,
+                          as JSON with a schema; per-stage scores and error tracing
+``food_vlm.py``           the zoo's ``food-vlm`` by name (notebook 4's recipe, trained when missing)
 ========================  =====================================================================================
 """
