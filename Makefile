@@ -68,6 +68,9 @@ BENCHES := $(patsubst benchmarks/bench_%.py,%,$(wildcard benchmarks/bench_*.py))
 bench:  ## list the benchmarks; run one with make bench-NAME (each prints figures, asserts nothing)
 	@for b in $(BENCHES); do printf "  make bench-%-14s " $$b; sed -n 1p benchmarks/bench_$$b.py | sed 's/^"""//'; done
 
+bench-vlm-serve: $(STAMP)  ## Week 8: food-vlm answers/s through the OpenAI-compatible server (image content parts)
+	$(PY) benchmarks/bench_vlm_serve.py $(ARGS)
+
 bench-%: $(STAMP)  ## e.g. make bench-week01 (time to val 1.88), bench-grading, bench-tokenizers, bench-train, bench-attention
 	$(PY) benchmarks/bench_$*.py $(ARGS)
 

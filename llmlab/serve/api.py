@@ -1,7 +1,8 @@
 """An OpenAI-compatible HTTP API over :class:`~llmlab.serve.async_engine.AsyncEngine` (FastAPI).
 
 Endpoints: ``GET /health``, ``GET /v1/models``, ``POST /v1/completions``, ``POST /v1/chat/completions``
-(the prompt is built by the tokenizer's chat template). ``"stream": true`` answers with server-sent events,
+(the prompt is built by the tokenizer's chat template; a message's content may be a list of OpenAI
+content parts: text, and images for a vision-language model, see :mod:`.vision_backend`). ``"stream": true`` answers with server-sent events,
 one ``data: {chunk}`` per piece of text in OpenAI's chunk format, then ``data: [DONE]``.
 
 Parameters: ``max_tokens`` (chat: also ``max_completion_tokens``), ``temperature``, ``top_p``, ``n``,
@@ -37,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .async_engine import AsyncEngine, EngineDead, QueueFull
 from .request import SamplingParams
+from .vision_backend import text_only
 
 
 # -- request bodies ----------------------------------------------------------------------------------------
@@ -70,9 +72,16 @@ class CompletionRequest(_Common):
     echo: bool = False
 
 
+class ContentPart(BaseModel):  # OpenAI's content parts: {"type": "text", "text": ...} or an image_url {"url": ...}
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["text", "image_url"]
+    text: str | None = None
+    image_url: dict | None = None
+
+
 class ChatMessage(BaseModel):
     role: Literal["system", "user", "assistant"]
-    content: str
+    content: str | list[ContentPart]
 
 
 class ChatRequest(_Common):
@@ -178,10 +187,11 @@ def create_app(engine: AsyncEngine, model_name: str, api_key: str | None = None)
     @app.post("/v1/chat/completions")
     async def chat(req: ChatRequest, raw: Request):
         _check_model(req.model)
-        messages = [m.model_dump() for m in req.messages]
+        messages = [m.model_dump(exclude_none=True) for m in req.messages]
+        vision = getattr(engine.engine, "encode_chat", None)  # a VLM (vision_backend.py): image parts -> image tokens
         try:
-            prompt_ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
-                                                       return_dict=False)
+            prompt_ids = vision(messages) if vision else tokenizer.apply_chat_template(
+                text_only(messages), add_generation_prompt=True, tokenize=True, return_dict=False)
         except Exception as e:                    # the template refuses (roles out of order, ...)
             raise APIError(400, f"chat template: {e}", param="messages")
         if isinstance(prompt_ids, dict) or hasattr(prompt_ids, "input_ids"):

@@ -58,6 +58,10 @@ class HFGenerateEngine:
     def has_work(self) -> bool:
         return bool(self.queue)
 
+    def extra_inputs(self, seq: Sequence) -> dict:
+        """More inputs of ``generate`` for one sequence (a VLM's pixel values: :mod:`.vision_backend`)."""
+        return {}
+
     @torch.inference_mode()
     def step(self) -> list[StepOutput]:
         if not self.queue:
@@ -81,7 +85,7 @@ class HFGenerateEngine:
             torch.manual_seed(seq.generator.initial_seed())
             kwargs.update(do_sample=True, temperature=p.temperature, top_p=p.top_p, top_k=p.top_k or None,
                           min_p=p.min_p or None)
-        out = self.model.generate(ids, **kwargs)[0, len(seq.prompt_ids):].tolist()
+        out = self.model.generate(ids, **kwargs, **self.extra_inputs(seq))[0, len(seq.prompt_ids):].tolist()
         stop_ids = set(self.eos_ids) | set(p.stop_token_ids)
         reason = "length"
         if not p.ignore_eos and out and out[-1] in stop_ids and len(out) <= p.max_tokens:

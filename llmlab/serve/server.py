@@ -24,6 +24,7 @@ import torch
 from .api import create_app
 from .async_engine import AsyncEngine
 from .engine import LLMEngine, load_model
+from .vision_backend import VisionEngine, is_vision_model
 
 
 def build_app(model: str, served_name: str | None = None, api_key: str | None = None, max_queue: int = 256,
@@ -33,7 +34,13 @@ def build_app(model: str, served_name: str | None = None, api_key: str | None = 
     """The FastAPI app serving ``model`` (zoo name or HF folder) with the course engine, or with plain
     ``transformers.generate`` one request at a time (``backend="hf"``, for comparison). ``draft``: a zoo
     name or folder of a draft model (same tokenizer): the engine decodes speculatively,
-    ``num_speculative_tokens`` proposals per step."""
+    ``num_speculative_tokens`` proposals per step.
+    A vision-language model (``food-vlm``, a LLaVA folder) is served by :class:`~.vision_backend.VisionEngine`
+    whatever the backend (no draft)."""
+    name = served_name or (model if not os.path.isdir(model) else os.path.basename(os.path.normpath(model)))
+    if is_vision_model(model):
+        return create_app(AsyncEngine(VisionEngine.from_pretrained(model, dtype, device), max_queue=max_queue), name,
+                          api_key)
     m, tok, path = load_model(model, dtype, device)
     if draft:
         if backend != "engine":
@@ -50,7 +57,6 @@ def build_app(model: str, served_name: str | None = None, api_key: str | None = 
                            max_num_batched_tokens=max_num_batched_tokens, **engine_kwargs)
     else:
         raise ValueError(f"unknown backend {backend!r}: 'engine' or 'hf'")
-    name = served_name or (model if not os.path.isdir(model) else os.path.basename(os.path.normpath(model)))
     return create_app(AsyncEngine(engine, max_queue=max_queue), name, api_key)
 
 

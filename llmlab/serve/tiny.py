@@ -13,7 +13,7 @@ import os
 
 import torch
 
-ARCHS = ("llama", "mistral", "qwen2", "gpt2")
+ARCHS = ("llama", "mistral", "qwen2", "gpt2")  # and tiny_vlm_dir: a LLaVA (CLIP tower + Llama)
 
 CHAT_TEMPLATE = (
     "{%- for message in messages %}{{ '<|' + message['role'] + '|>\n' + message['content'] + '<|end|>\n' }}"
@@ -76,6 +76,28 @@ def tiny_model_dir(arch: str, path: str | os.PathLike, seed: int = 0, **override
     """Write a tiny random ``arch`` model and the tiny tokenizer into ``path``; return the path."""
     tok = tiny_tokenizer()
     model = tiny_model(arch, len(tok), seed, **overrides)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)
+
+
+def tiny_vlm_dir(path: str | os.PathLike, image_size: int = 16, patch_size: int = 4, seed: int = 0) -> str:
+    """A tiny random ``LlavaForConditionalGeneration`` (CLIP vision tower, Llama LM) with the tiny tokenizer plus
+    an ``<image>`` token, in ``path``: what the vision server's tests serve. Returns the path."""
+    from transformers import LlavaConfig, LlavaForConditionalGeneration
+
+    tok = tiny_tokenizer()
+    tok.add_special_tokens({"additional_special_tokens": SPECIALS[2:] + ["<image>"]})
+    image_id = tok.convert_tokens_to_ids("<image>")
+    n_img = (image_size // patch_size) ** 2
+    vision = dict(model_type="clip_vision_model", hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                  num_attention_heads=2, image_size=image_size, patch_size=patch_size, initializer_range=0.2)
+    cfg = LlavaConfig(vision_config=vision, text_config=tiny_config("llama", len(tok)).to_dict(),
+                      image_token_id=image_id, image_seq_length=n_img, vision_feature_layer=-1,
+                      vision_feature_select_strategy="default", projector_hidden_act="gelu")
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(cfg).eval()
+    model.generation_config.eos_token_id, model.generation_config.pad_token_id = [0, 5], 1
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return str(path)

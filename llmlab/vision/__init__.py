@@ -19,5 +19,7 @@ file                      what
 ``vqa.py``                LLaVA's two training stages, greedy answers, VQA accuracy and chance levels per question type
 ``pretrained.py``         the zoo's ``food-clip`` and ``food-vlm`` (built on first use, with their measured accuracy)
 ``explain.py``            attention rollout, Grad-CAM, occlusion maps, the pointing game
+``pipeline.py``           the food labeller: region proposals -> attributes (CLIP, pixels) -> scene -> consumption,
+                          as JSON with a schema; per-stage scores and error tracing
 ========================  =====================================================================================
 """
