@@ -110,21 +110,23 @@ def projection_jacobian(p_cam: torch.Tensor, fx: float, fy: float) -> torch.Tens
 
 
 def project_gaussians(means: torch.Tensor, covs: torch.Tensor, camera: Camera, eps2d: float = 0.3,
-                      clip: float = 1.3) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                      clip: float | None = 1.3) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """EWA projection of (N, 3) means and (N, 3, 3) covariances through ``camera``.
 
     Returns means2d (N, 2) in pixels, cov2d (N, 2, 2) = J R Sigma R^T J^T + eps2d I, and depths (N,) = camera z.
     As in 3DGS, the Jacobian is evaluated with x/z, y/z clamped to ``clip`` times the half field of view, so that
     Gaussians far outside the image (where the linearisation is poor) do not blow up; inside the image it is exact.
+    ``clip=None`` evaluates the exact Jacobian everywhere.
     """
     R = camera.R.to(means)
     p = means @ R.T + camera.t.to(means)
     z = p[:, 2]
-    lim_x = clip * 0.5 * camera.width / camera.fx
-    lim_y = clip * 0.5 * camera.height / camera.fy
     zc = z.clamp_min(1e-6)
-    xj = (p[:, 0] / zc).clamp(-lim_x, lim_x) * zc
-    yj = (p[:, 1] / zc).clamp(-lim_y, lim_y) * zc
+    xj, yj = p[:, 0], p[:, 1]
+    if clip is not None:
+        lim_x, lim_y = clip * 0.5 * camera.width / camera.fx, clip * 0.5 * camera.height / camera.fy
+        xj = (xj / zc).clamp(-lim_x, lim_x) * zc
+        yj = (yj / zc).clamp(-lim_y, lim_y) * zc
     J = projection_jacobian(torch.stack([xj, yj, zc], -1), camera.fx, camera.fy)
     T = J @ R  # (N, 2, 3)
     cov2d = T @ covs @ T.transpose(-1, -2) + eps2d * torch.eye(2, dtype=means.dtype, device=means.device)

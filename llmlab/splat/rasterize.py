@@ -37,10 +37,11 @@ def mahalanobis_2d(pixels: torch.Tensor, means: torch.Tensor, covs: torch.Tensor
     """(P, 2) pixels, (N, 2) means, (N, 2, 2) covariances -> (N, P) squared distances d^T S^{-1} d."""
     a, b, c = covs[:, 0, 0], covs[:, 0, 1], covs[:, 1, 1]
     det = a * c - b * b
+    # S^{-1} = [[c, -b], [-b, a]] / det (the "conic" of 3DGS' code), computed once per splat
+    ia, ib, ic = (c / det)[:, None], (-2 * b / det)[:, None], (a / det)[:, None]
     dx = pixels[None, :, 0] - means[:, None, 0]  # (N, P)
     dy = pixels[None, :, 1] - means[:, None, 1]
-    # S^{-1} = [[c, -b], [-b, a]] / det (the "conic" of 3DGS' code)
-    return (c[:, None] * dx * dx - 2 * b[:, None] * dx * dy + a[:, None] * dy * dy) / det[:, None]
+    return ia * dx * dx + ib * dx * dy + ic * dy * dy
 
 
 def gaussian_2d(pixels: torch.Tensor, means: torch.Tensor, covs: torch.Tensor) -> torch.Tensor:
@@ -101,16 +102,18 @@ def _composite_all(pix, means2d, cov2d, opac, colors, depths, cutoff):
 
 
 def render(gaussians: Gaussians, camera: Camera, background: torch.Tensor | None = None,
-           tile_size: int | None = None, near: float = 0.05, eps2d: float = 0.3, cutoff: float | None = 3.0) -> Render:
+           tile_size: int | None = None, near: float = 0.05, eps2d: float = 0.3, cutoff: float | None = 3.0,
+           clip: float | None = 1.3) -> Render:
     """Render 3-D Gaussians through a pinhole camera: EWA projection, depth sort, front-to-back compositing.
 
     background: (3,) colour behind everything (default black). tile_size: None for the dense path, else the tile
     width in pixels (same image, less memory). Splats closer than ``near`` are culled; ``cutoff``: a splat is zero
-    beyond this many standard deviations (3 as 3DGS; None: nowhere). Differentiable in every Gaussian parameter.
+    beyond this many standard deviations (3 as 3DGS; None: nowhere); ``clip``: the Jacobian clamp of
+    ``project_gaussians`` (None: exact everywhere). Differentiable in every Gaussian parameter.
     """
     H, W = camera.height, camera.width
     g = gaussians
-    means2d, cov2d, depths = project_gaussians(g.means, g.covariances(), camera, eps2d=eps2d)
+    means2d, cov2d, depths = project_gaussians(g.means, g.covariances(), camera, eps2d=eps2d, clip=clip)
     colors = g.colors(camera.center)
     keep = depths > near
     order = torch.argsort(depths.detach().masked_fill(~keep, float("inf")))[: int(keep.sum())]  # front to back
