@@ -112,7 +112,7 @@ def make_scene(n_train: int = 8, n_test: int = 4, size: int = 64, kinds=("sphere
     gt = Gaussians.cat(parts)
     bg = torch.tensor(background, dtype=torch.float32)
     train = ring_cameras(n_train, radius, elevation, size, size, fov_deg)
-    test = ring_cameras(n_test, radius, elevation * 1.25, size, size, fov_deg, phase=math.pi / n_train + 0.3)
+    test = ring_cameras(n_test, radius, elevation * 1.25, size, size, fov_deg, phase=math.pi / n_train)  # half-way
     with torch.no_grad():
         train_images = render_views(gt, train, background=bg)
         test_images = render_views(gt, test, background=bg)
