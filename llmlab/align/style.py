@@ -36,10 +36,11 @@ import functools
 import random
 import re
 import zlib
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+
+from .preferences import modernise
 
 N_FEATURES = 2 ** 18
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?|[^\sa-z]")
@@ -119,20 +120,6 @@ def shakespeare_chunks(split: str = "train", seed: int = 0) -> list[str]:
             out.append("\n".join(lines[i:i + k]))
             i += k
     return out
-
-
-def modernise(text: str, rng: random.Random) -> str:
-    """The ``modern`` corruption of :mod:`llmlab.align.preferences` on any text: archaic words replaced,
-    a modern word inserted for about every two words."""
-    from .preferences import _ARCHAIC, _MODERN
-
-    out = []
-    for ln in text.split("\n"):
-        words = [_ARCHAIC.get(w.lower(), w) for w in ln.split()]
-        for _ in range(1 + len(words) // 2):
-            words.insert(rng.randrange(len(words) + 1), rng.choice(_MODERN))
-        out.append(" ".join(words))
-    return "\n".join(out)
 
 
 def modern_chunks(lengths: list[int], split: str = "train", seed: int = 0) -> list[str]:
