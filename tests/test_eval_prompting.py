@@ -56,3 +56,18 @@ def test_dfs_backtracks_and_beam_limits():
     assert r.solution is None  # b is pruned
     r = tot.bfs("root", tree.__getitem__, val.__getitem__, lambda s: s == "goal", depth=2, beam=1)
     assert r.solution is None and r.visited == ["root", "a"]  # beam 1 keeps only a
+
+
+def test_react_traces_use_the_real_calculator_and_replay_through_the_loop():
+    from llmlab import tasks
+    from llmlab.eval import react_traces
+
+    for ex in tasks.generate("arithmetic", "train", 40, seed=3):  # every template, both languages
+        steps = react_traces.make_trace(ex)
+        assert steps[0][1] == str(ex.meta["answer"])  # the observation is the calculator's, checked against the answer
+        model = react.ScriptedModel([r for r, _ in steps])
+        trace = react.react(ex.prompt, model, system=react_traces.SYSTEM)
+        assert trace.answer == str(ex.meta["answer"]) and trace.tool_calls == 1
+        rows = react_traces.sft_rows(ex.prompt, steps, react_traces.system_prompt())
+        # training text = inference text: each row's prompt is exactly what the loop sent for that call
+        assert [r["messages"][:-1] for r in rows] == [c["messages"] for c in model.calls]
