@@ -71,3 +71,27 @@ def test_react_traces_use_the_real_calculator_and_replay_through_the_loop():
         rows = react_traces.sft_rows(ex.prompt, steps, react_traces.system_prompt())
         # training text = inference text: each row's prompt is exactly what the loop sent for that call
         assert [r["messages"][:-1] for r in rows] == [c["messages"] for c in model.calls]
+
+
+def test_lm_thinker_scores_options_like_a_direct_forward_and_proposes_legal_steps():
+    import random
+
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from llmlab import zoo
+    from llmlab.eval import tot_lm
+
+    path = zoo.pretrained("llama-chat", "fast", log=lambda *a: None)
+    tok = PreTrainedTokenizerFast.from_pretrained(path)
+    model = LlamaForCausalLM.from_pretrained(path).eval()
+    prompt, opts = "Numbers: 4 6", ["4 * 6 = 24", "6 - 4 = 2"]
+    got = tot_lm.option_logprobs(model, tok, prompt, opts)
+    for o, g in zip(opts, got):  # the padded batch equals scoring each option alone
+        p, q = tok(prompt)["input_ids"], tok(o)["input_ids"]
+        logp = model(torch.tensor([p + q])).logits.log_softmax(-1)[0]
+        assert abs(g - sum(logp[len(p) - 1 + i, t].item() for i, t in enumerate(q))) < 1e-4  # float32 sums
+    g = tot.Game24([4, 6, 1, 1])
+    m = tot_lm.LMThinker(model, tok, g, random.Random(0))
+    kids = m.propose(g.root, b=4)
+    assert len(kids) == 4 and all(k in g.propose(g.root) for k in kids) and 0 < m.value(g.root) < 1
