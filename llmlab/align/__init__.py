@@ -9,6 +9,8 @@
 - :mod:`~llmlab.align.ppo`: KL estimators, reward shaping, GAE, the clipped policy and value losses.
 - :mod:`~llmlab.align.grpo`: group-relative advantages and the GRPO loss.
 - :mod:`~llmlab.align.train`: the loops (reward model, DPO, PPO with a critic) as functions.
+- :mod:`~llmlab.align.constitution`: constitutional critique -> revision pairs, kept when the verifier agrees.
+- :mod:`~llmlab.align.style`: a Shakespeare-style (or any style) classifier, P(style | text); Week 7 reuses it.
 - :mod:`~llmlab.align.cli`: ``python -m llmlab.align``, reward model -> PPO and DPO in one command.
 """
 
@@ -22,6 +24,7 @@ from .preferences import (CORRUPTIONS, FAMILIES, corrupt, preference_dataset, pr
                           read_jsonl, write_jsonl)
 from .reward import RewardModel, bradley_terry_loss, last_token_index, pairwise_accuracy
 from .sampling import chat_sampler, generate
+from . import constitution, style  # noqa: E402  (llmlab.align.style.score / train_style_classifier)
 
 __all__ = [
     "CORRUPTIONS", "FAMILIES", "RewardModel", "bradley_terry_loss", "chat_sampler", "concat_pairs", "corrupt",

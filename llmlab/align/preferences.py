@@ -104,14 +104,20 @@ def _shakespeare_shuffled(ex: Example, rng: random.Random) -> str:
     return "\n".join(out)
 
 
-def _shakespeare_modern(ex: Example, rng: random.Random) -> str:
+def modernise(text: str, rng: random.Random) -> str:
+    """Any text in a modern register: archaic words replaced, a modern word inserted for about every two words
+    (also the negatives of :mod:`llmlab.align.style`)."""
     out = []
-    for ln in ex.response.split("\n"):
+    for ln in text.split("\n"):
         words = [_ARCHAIC.get(w.lower(), w) for w in ln.split()]
         for _ in range(1 + len(words) // 2):  # a modern word for every ~2 words
             words.insert(rng.randrange(len(words) + 1), rng.choice(_MODERN))
         out.append(" ".join(words))
     return "\n".join(out)
+
+
+def _shakespeare_modern(ex: Example, rng: random.Random) -> str:
+    return modernise(ex.response, rng)
 
 
 def _shakespeare_repeated(ex: Example, rng: random.Random) -> str:
@@ -280,5 +286,5 @@ def read_jsonl(path: str | Path) -> list[dict]:
     return rows
 
 
-__all__ = ["FAMILIES", "CORRUPTIONS", "TIED_KINDS", "corrupt", "preference_pairs",
+__all__ = ["FAMILIES", "CORRUPTIONS", "TIED_KINDS", "corrupt", "modernise", "preference_pairs",
            "preference_dataset", "preference_splits", "as_text", "write_jsonl", "read_jsonl"]
