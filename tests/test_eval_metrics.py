@@ -115,12 +115,3 @@ def test_lcs():
     assert rouge.lcs_length(list("ABCBDAB"), list("BDCABA")) == 4  # CLRS's example
     assert rouge.lcs_length([], list("abc")) == 0
 
-
-def test_style_classifier_separates_shakespeare_from_modern_prose():
-    from llmlab.eval import style
-
-    clf = style.train(n_per_class=400, seed=1)
-    assert clf.heldout_accuracy > 0.85  # char n-grams separate the two registers easily (~0.97 at 1000 per class)
-    old, new, empty = clf.score(["Thou art a villain, and thy tongue doth lie.",
-                                 "The company reported its quarterly earnings on Monday.", ""])
-    assert old > 0.5 > new and empty == 0.5

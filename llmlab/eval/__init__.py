@@ -13,7 +13,6 @@ module              what
 ``tot``             Tree of Thoughts: BFS with a beam, DFS with backtracking; the Game of 24
 ``react_traces``    ReAct-format SFT traces of the arithmetic tasks, with the real calculator's observations
 ``tot_lm``          a causal LM as the Tree of Thoughts proposer (legal steps by likelihood) and evaluator
-``style``           a narrative-style classifier (Shakespeare vs modern English; char n-grams + logistic regression)
 ``local_chat``      an in-process OpenAI-style chat client over a local Hugging Face model (no server needed)
 ==================  ===========================================================================================
 
