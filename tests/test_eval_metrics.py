@@ -114,3 +114,4 @@ def test_rouge_equals_rouge_score(lang):
 def test_lcs():
     assert rouge.lcs_length(list("ABCBDAB"), list("BDCABA")) == 4  # CLRS's example
     assert rouge.lcs_length([], list("abc")) == 0
+

@@ -56,3 +56,42 @@ def test_dfs_backtracks_and_beam_limits():
     assert r.solution is None  # b is pruned
     r = tot.bfs("root", tree.__getitem__, val.__getitem__, lambda s: s == "goal", depth=2, beam=1)
     assert r.solution is None and r.visited == ["root", "a"]  # beam 1 keeps only a
+
+
+def test_react_traces_use_the_real_calculator_and_replay_through_the_loop():
+    from llmlab import tasks
+    from llmlab.eval import react_traces
+
+    for ex in tasks.generate("arithmetic", "train", 40, seed=3):  # every template, both languages
+        steps = react_traces.make_trace(ex)
+        assert steps[0][1] == str(ex.meta["answer"])  # the observation is the calculator's, checked against the answer
+        model = react.ScriptedModel([r for r, _ in steps])
+        trace = react.react(ex.prompt, model, system=react_traces.SYSTEM)
+        assert trace.answer == str(ex.meta["answer"]) and trace.tool_calls == 1
+        rows = react_traces.sft_rows(ex.prompt, steps, react_traces.system_prompt())
+        # training text = inference text: each row's prompt is exactly what the loop sent for that call
+        assert [r["messages"][:-1] for r in rows] == [c["messages"] for c in model.calls]
+
+
+def test_lm_thinker_scores_options_like_a_direct_forward_and_proposes_legal_steps():
+    import random
+
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from llmlab import zoo
+    from llmlab.eval import tot_lm
+
+    path = zoo.pretrained("llama-chat", "fast", log=lambda *a: None)
+    tok = PreTrainedTokenizerFast.from_pretrained(path)
+    model = LlamaForCausalLM.from_pretrained(path).eval()
+    prompt, opts = "Numbers: 4 6", ["4 * 6 = 24", "6 - 4 = 2"]
+    got = tot_lm.option_logprobs(model, tok, prompt, opts)
+    for o, g in zip(opts, got):  # the padded batch equals scoring each option alone
+        p, q = tok(prompt)["input_ids"], tok(o)["input_ids"]
+        logp = model(torch.tensor([p + q])).logits.log_softmax(-1)[0]
+        assert abs(g - sum(logp[len(p) - 1 + i, t].item() for i, t in enumerate(q))) < 1e-4  # float32 sums
+    g = tot.Game24([4, 6, 1, 1])
+    m = tot_lm.LMThinker(model, tok, g, random.Random(0))
+    kids = m.propose(g.root, b=4)
+    assert len(kids) == 4 and all(k in g.propose(g.root) for k in kids) and 0 < m.value(g.root) < 1

@@ -55,3 +55,14 @@ def test_rolling_memory_merges_the_oldest_and_keeps_pinned_facts():
     assert m.tokens() <= 40 and len(m.entries) >= 2
     assert m.facts == ["Mara is 17."] and m.render().startswith("- Mara is 17.")
     assert m.entries[-1][0] == "ch5" and m.entries[0][0].startswith("ch1-")  # recent verbatim, old merged
+
+
+def test_model_summary_is_kept_when_usable_and_falls_back_otherwise():
+    from llmlab.prompts import summary_or_fallback
+
+    chapter = "Mara found the map. It was old. The ink had faded."
+    assert summary_or_fallback("Mara finds a map.", chapter, 10) == ("Mara finds a map.", "model")
+    assert summary_or_fallback("  ", chapter, 10) == ("Mara found the map.", "fallback")  # empty: first sentence
+    assert summary_or_fallback("w " * 11, chapter, 10)[1] == "fallback"  # 11 words > 10
+    assert summary_or_fallback("w " * 10, chapter, 10)[1] == "model"  # exactly on the limit is kept
+    assert summary_or_fallback(None, "one two three four", 2) == ("one two", "fallback")  # the fallback is cut too

@@ -11,6 +11,8 @@ module              what
 ``arena``           online Elo, Bradley-Terry maximum likelihood (Chatbot Arena's fit), bootstrap CIs, win rates
 ``react``           the ReAct loop: Thought / Action / Observation, tool registry, stop sequences, step limit
 ``tot``             Tree of Thoughts: BFS with a beam, DFS with backtracking; the Game of 24
+``react_traces``    ReAct-format SFT traces of the arithmetic tasks, with the real calculator's observations
+``tot_lm``          a causal LM as the Tree of Thoughts proposer (legal steps by likelihood) and evaluator
 ``local_chat``      an in-process OpenAI-style chat client over a local Hugging Face model (no server needed)
 ==================  ===========================================================================================
 

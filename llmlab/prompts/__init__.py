@@ -28,7 +28,8 @@ variable is an error, not an empty string.
 """
 
 from .assemble import Assembly, assemble, tokenizer_count, word_count
-from .memory import RollingMemory
+from .memory import SUMMARY_PROMPT, RollingMemory, summary_or_fallback
 from .module import PromptModule
 
-__all__ = ["PromptModule", "assemble", "Assembly", "word_count", "tokenizer_count", "RollingMemory"]
+__all__ = ["PromptModule", "assemble", "Assembly", "word_count", "tokenizer_count", "RollingMemory", "SUMMARY_PROMPT",
+           "summary_or_fallback"]

@@ -5,6 +5,10 @@ After each chapter the app adds a short summary (written by the model, or by han
 in an app; here any function, e.g. keeping the first sentence of each), until it fits or one entry is left; the
 most recent chapters stay verbatim, the distant past is compressed, as a reader remembers a book. ``facts`` are
 pinned lines (names, ages, places) that are never merged away: what a fact-recall check tests.
+
+A chapter's summary is best written by the model itself (:data:`SUMMARY_PROMPT`); a small model's summary can be
+empty, or longer than the chapter's memory share. :func:`summary_or_fallback` keeps the model's summary when it
+is usable and falls back to the rule-based one (the first sentences) when it is not, and says which it used.
 """
 
 from __future__ import annotations
@@ -23,6 +27,19 @@ def first_sentences(a: str, b: str) -> str:
                 return s[: s.index(end) + len(end)].strip()
         return s
     return f"{first(a)} {first(b)}".strip()
+
+
+SUMMARY_PROMPT = "Summarise the chapter in one or two sentences. Keep the names and the facts."
+
+
+def summary_or_fallback(summary: str | None, chapter: str, max_words: int, count=word_count) -> tuple[str, str]:
+    """``(summary, "model")`` when the model's summary is non-empty and at most ``max_words`` (by ``count``);
+    else ``(first sentences of the chapter, "fallback")``, itself cut to ``max_words`` words."""
+    summary = (summary or "").strip()
+    if summary and count(summary) <= max_words:
+        return summary, "model"
+    rule = first_sentences(chapter, "")
+    return " ".join(rule.split()[:max_words]), "fallback"
 
 
 @dataclass
@@ -56,4 +73,4 @@ class RollingMemory:
             self.entries[:2] = [(label, self.merge(a, b))]
 
 
-__all__ = ["RollingMemory", "first_sentences"]
+__all__ = ["RollingMemory", "SUMMARY_PROMPT", "first_sentences", "summary_or_fallback"]
