@@ -12,6 +12,9 @@ world-to-camera ``x_cam = R x_world + t``, quaternions ``(w, x, y, z)``, colours
 - ``llmlab.splat.scenes`` -- synthetic scenes with known ground truth: coloured objects made of Gaussians,
   cameras on a ring, train and held-out views rendered by ``render``.
 - ``llmlab.splat.metrics`` -- PSNR and SSIM (equal to ``skimage.metrics``), differentiable for use as losses.
+- ``llmlab.splat.lgm`` -- bonus notebook 7: a tiny LGM (Plücker ray embeddings, pixel-aligned unprojection,
+  the asymmetric multi-view U-Net, the Gaussian head); ``llmlab.splat.objects``: random single objects and their views;
+  ``llmlab.splat.pointdiffusion``: a toy DDPM over point clouds (reuses ``llmlab.diffusion.ddpm``).
 
 The stable entry points: ``render(gaussians, camera) -> Render(image, alpha, depth)``, ``render_views``,
 ``Camera``/``ring_cameras``, ``make_scene``/``make_object``, ``psnr``/``ssim``.
