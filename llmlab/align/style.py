@@ -110,16 +110,7 @@ def shakespeare_chunks(split: str = "train", seed: int = 0) -> list[str]:
     from ..tasks.poetry import shakespeare_speeches
 
     rng = random.Random(f"style/shakespeare/{split}/{seed}")
-    out = []
-    for s, _, lines in shakespeare_speeches():
-        if s != split:
-            continue
-        i = 0
-        while i < len(lines):
-            k = rng.randint(1, 4)
-            out.append("\n".join(lines[i:i + k]))
-            i += k
-    return out
+    return [c for s, _, lines in shakespeare_speeches() if s == split for c in _runs(lines, rng, 4, "\n")]
 
 
 def modern_chunks(lengths: list[int], split: str = "train", seed: int = 0) -> list[str]:
@@ -155,14 +146,16 @@ def style_data(split: str = "train", n: int | None = 2000, seed: int = 0) -> tup
 
 def _paragraph_chunks(texts: list[str], rng: random.Random) -> list[str]:
     """A learner's paragraphs cut into 1-3 sentence pieces (more, shorter training texts)."""
-    out = []
-    for t in texts:
-        sents = [s for s in re.split(r"(?<=[.!?;:])\s+|\n+", t) if s.strip()]
-        i = 0
-        while i < len(sents):
-            k = rng.randint(1, 3)
-            out.append(" ".join(sents[i:i + k]))
-            i += k
+    return [c for t in texts for c in _runs([s for s in re.split(r"(?<=[.!?;:])\s+|\n+", t) if s.strip()], rng, 3, " ")]
+
+
+def _runs(items: list[str], rng: random.Random, longest: int, sep: str) -> list[str]:
+    """``items`` cut into consecutive runs of 1..``longest`` (seeded lengths), each joined by ``sep``."""
+    out, i = [], 0
+    while i < len(items):
+        k = rng.randint(1, longest)
+        out.append(sep.join(items[i:i + k]))
+        i += k
     return out
 
 
