@@ -18,7 +18,7 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 from llmlab import tasks
 from llmlab.align import (CORRUPTIONS, FAMILIES, RewardModel, bradley_terry_loss, corrupt, dpo_loss, encode_pairs,
                           entropy_from_logits, gae, generate, group_advantages, grpo_loss, kl_estimate,
-                          masked_whiten, pairwise_accuracy, policy_loss, preference_pairs, preference_splits,
+                          masked_whiten, on_policy_pairs, pairwise_accuracy, policy_loss, preference_pairs, preference_splits,
                           read_jsonl, sequence_logprob, shape_rewards, token_logprobs, value_loss, write_jsonl)
 from llmlab.align.preferences import TIED_KINDS
 
@@ -76,6 +76,23 @@ def test_model_samples_become_rejected_or_chosen():
     assert ("model", "model") in sources  # a failed sample: the rejected response
     assert any(k in CORRUPTIONS["arithmetic"] for k, src in sources if src == "model")  # a good one: chosen
     assert all(r["chosen_score"] > r["rejected_score"] for r in rows)
+
+
+def test_on_policy_pairs_rank_own_samples_and_skip_ties():
+    exs = tasks.generate("arithmetic", "train", n=3, seed=0)
+    answers = {ex.prompt: [ex.response, "I think 7.", ex.response, ex.response] for ex in exs[:2]}
+    answers[exs[2].prompt] = ["I think 7.", "No idea."] * 2  # all four fail alike: a tie, no pair
+
+    def sampler(prompts):  # each prompt comes k = 4 times in a row; answer j of prompt i is answers[i][j]
+        assert len(prompts) == 12
+        return [answers[p[-1]["content"]][j % 4] for j, p in enumerate(prompts)]
+
+    rows = on_policy_pairs(exs, sampler, k=4)
+    assert [r["prompt"][-1]["content"] for r in rows] == [ex.prompt for ex in exs[:2]]
+    assert all(r["kind"] == "on_policy" and r["chosen"][0]["content"] == ex.response
+               and r["rejected"][0]["content"] == "I think 7." for r, ex in zip(rows, exs))
+    with_ref = on_policy_pairs(exs, sampler, k=4, reference=True)  # the tie gets the reference as chosen
+    assert len(with_ref) == 3 and with_ref[2]["kind"] == "model" and with_ref[2]["chosen"][0]["content"] == exs[2].response
 
 
 def test_jsonl_round_trip(tmp_path):

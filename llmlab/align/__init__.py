@@ -20,8 +20,8 @@ from .grpo import group_advantages, grpo_loss
 from .logprobs import (entropy_from_logits, masked_mean, masked_var, masked_whiten, response_logprobs,
                        sequence_logprob, token_logprobs)
 from .ppo import gae, kl_estimate, policy_loss, shape_rewards, value_loss
-from .preferences import (CORRUPTIONS, FAMILIES, corrupt, preference_dataset, preference_pairs, preference_splits,
-                          read_jsonl, write_jsonl)
+from .preferences import (CORRUPTIONS, FAMILIES, corrupt, on_policy_pairs, preference_dataset, preference_pairs,
+                          preference_splits, read_jsonl, write_jsonl)
 from .reward import RewardModel, bradley_terry_loss, last_token_index, pairwise_accuracy
 from .sampling import chat_sampler, generate
 from . import constitution, style  # noqa: E402  (llmlab.align.style.score / train_style_classifier)
@@ -29,7 +29,7 @@ from . import constitution, style  # noqa: E402  (llmlab.align.style.score / tra
 __all__ = [
     "CORRUPTIONS", "FAMILIES", "RewardModel", "bradley_terry_loss", "chat_sampler", "concat_pairs", "corrupt",
     "dpo_loss", "encode_pairs", "entropy_from_logits", "gae", "generate", "group_advantages", "grpo_loss",
-    "kl_estimate", "last_token_index", "masked_mean", "masked_var", "masked_whiten", "pair_logprobs",
+    "kl_estimate", "last_token_index", "masked_mean", "masked_var", "masked_whiten", "on_policy_pairs", "pair_logprobs",
     "pairwise_accuracy", "policy_loss", "preference_dataset", "preference_pairs", "preference_splits",
     "read_jsonl", "response_logprobs", "sequence_logprob", "shape_rewards", "token_logprobs", "value_loss",
     "write_jsonl",

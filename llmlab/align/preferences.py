@@ -233,6 +233,39 @@ def preference_pairs(task: str, split: str = "train", n: int = 100, seed: int = 
     raise ValueError(f"{task}/{split}: only {len(rows)} valid pairs of the {want} asked for")
 
 
+def on_policy_pairs(examples: list[Example], sampler: Sampler, k: int = 4, system: str | None = None,
+                    reference: bool = False) -> list[dict]:
+    """Pairs from the policy's *own* answers: ``k`` samples per prompt, ranked by the verifier.
+
+    Offline DPO on "reference vs corruption" pairs teaches the policy to rank texts it would never write, and
+    need not change what it does write; these pairs are about its own outputs (the online/iterative DPO of
+    Xiong et al., 2024, and RLHF's "best-of-k vs worst-of-k"). For each example the best-scoring sample is
+    ``chosen`` and the worst ``rejected`` (kind ``on_policy``, source ``model``); a prompt whose samples all
+    score the same teaches nothing and is skipped, unless ``reference`` is set: then the task's reference
+    response is ``chosen`` against the worst sample if it scores higher (kind ``model``, as in
+    :func:`preference_pairs`). The sampler is called once with every prompt repeated ``k`` times (it must draw
+    independent samples, as :func:`llmlab.align.sampling.chat_sampler` does in one seeded stream).
+    """
+    if k < 2:
+        raise ValueError(f"on-policy pairs need k >= 2 samples per prompt, got {k}")
+    prompts = [ex.messages(system, with_response=False) for ex in examples]
+    texts = sampler([p for p in prompts for _ in range(k)])
+    rows = []
+    for i, ex in enumerate(examples):
+        own = texts[i * k:(i + 1) * k]
+        scores = [tasks.verify(ex, t).score for t in own]
+        best, worst = max(range(k), key=scores.__getitem__), min(range(k), key=scores.__getitem__)
+        if scores[best] > scores[worst]:
+            row = _row(ex, own[best], own[worst], "on_policy", "model", system)
+        elif reference and tasks.verify(ex, ex.response).score > scores[worst]:
+            row = _row(ex, ex.response, own[worst], "model", "model", system)
+        else:
+            continue
+        row["id"] = f"{ex.id}/{row['kind']}"
+        rows.append(row)
+    return rows
+
+
 def preference_dataset(split: str = "train", n_per_task: int | dict = 50, seed: int = 0, families=FAMILIES,
                        sampler: Sampler | None = None, model_share: float = 0.5,
                        system: str | None = None) -> list[dict]:
@@ -286,5 +319,5 @@ def read_jsonl(path: str | Path) -> list[dict]:
     return rows
 
 
-__all__ = ["FAMILIES", "CORRUPTIONS", "TIED_KINDS", "corrupt", "modernise", "preference_pairs",
+__all__ = ["FAMILIES", "CORRUPTIONS", "TIED_KINDS", "corrupt", "modernise", "on_policy_pairs", "preference_pairs",
            "preference_dataset", "preference_splits", "as_text", "write_jsonl", "read_jsonl"]
