@@ -207,3 +207,17 @@ def test_arithmetic_working_is_correct_arithmetic():
             val = ops[op](int(a), int(b)) + (int(c) if c else 0)
             assert val == int(res), (e.response, a, op, b, c, res)
         assert final_answer(e.response) == e.meta["answer"]
+
+
+def test_arithmetic_easy_level_is_one_checked_step_and_leaves_the_default_alone():
+    # level="easy": one "a op b = c" step that holds, the reference passes the shared verifier, splits stay
+    # disjoint, and the default multi-step problems are the same with or without the new argument
+    easy = {s: tasks.generate("arithmetic", s, 100, level="easy") for s in tasks.SPLITS}
+    for e in easy["train"]:
+        ((a, op, b, res),) = re.findall(r"(\d+) ([-+]) (\d+) = (\d+)", e.response)
+        assert (int(a) + int(b) if op == "+" else int(a) - int(b)) == int(res) == e.meta["answer"] >= 0
+        assert tasks.verify(e, e.response).passed and not tasks.verify(e, f"The answer is {int(res) + 1}.").passed
+    keys = [{e.key for e in v} for v in easy.values()]
+    assert not (keys[0] & keys[1] or keys[0] & keys[2] or keys[1] & keys[2])
+    multi = tasks.TASKS["arithmetic"].generate("test", 20, 0, level="multi")
+    assert [e.key for e in tasks.generate("arithmetic", "test", 20)] == [e.key for e in multi]

@@ -41,11 +41,13 @@ def _family(name: str):
     return TASKS[name]
 
 
-def generate(task: str, split: str = "train", n: int | None = None, seed: int = 0) -> list[Example]:
-    """``n`` examples of one family's split (``n=None``: all of a finite family's split, shuffled)."""
+def generate(task: str, split: str = "train", n: int | None = None, seed: int = 0, **options) -> list[Example]:
+    """``n`` examples of one family's split (``n=None``: all of a finite family's split, shuffled). ``options``
+    go to the family's generator (``level="easy"`` for one-step arithmetic)."""
     if n is None and task == "arithmetic":
         raise ValueError("arithmetic problems are unlimited: give n")
-    return _family(task).generate(split, n, seed) if n is not None else _family(task).generate(split, seed=seed)
+    family = _family(task)
+    return family.generate(split, n, seed, **options) if n is not None else family.generate(split, seed=seed, **options)
 
 
 def verify(example: Example, response: str) -> Verdict:

@@ -104,6 +104,28 @@ TEMPLATES = (
               "装满：{good} ÷ {c} = {ans}袋（余{rem}个）。")),
 )
 
+def _more(r):  # a + b
+    n = dict(a=r.randint(1, 9), b=r.randint(1, 9))
+    return {**n, "ans": n["a"] + n["b"]}
+
+
+def _fewer(r):  # a - b, never negative
+    n = dict(a=r.randint(2, 18))
+    n["b"] = r.randint(1, n["a"] - 1)
+    return {**n, "ans": n["a"] - n["b"]}
+
+
+EASY_TEMPLATES = (
+    Template("more", _more,
+             ("{who} has {a} apples and buys {b} more. How many apples does {who} have now?", "{a} + {b} = {ans}."),
+             ("{who}有{a}个苹果，又买了{b}个。{who}现在有多少个苹果？", "{a} + {b} = {ans}。")),
+    Template("fewer", _fewer,
+             ("{who} has {a} apples and gives {b} to a friend. How many apples does {who} have left?",
+              "{a} - {b} = {ans}."),
+             ("{who}有{a}个苹果，送给朋友{b}个。{who}还剩多少个苹果？", "{a} - {b} = {ans}。")),
+)
+LEVELS = {"multi": TEMPLATES, "easy": EASY_TEMPLATES}
+
 _MARKED = [
     re.compile(r"\\boxed\{\s*(-?[\d,]*\.?\d+)\s*\}"),
     re.compile(r"####\s*(-?[\d,]*\.?\d+)"),
@@ -125,22 +147,27 @@ def final_answer(response: str) -> float | None:
 
 
 class Arithmetic:
-    """Word problems of 3-4 steps; passed when the parsed final answer equals the true one."""
+    """Word problems of 3-4 steps (``level="easy"``: one step); passed when the parsed final answer equals the
+    true one."""
 
     name = "arithmetic"
 
-    def generate(self, split: str, n: int = 100, seed: int = 0) -> list[Example]:
+    def generate(self, split: str, n: int = 100, seed: int = 0, level: str = "multi") -> list[Example]:
         split = check_split(split)
+        if level not in LEVELS:
+            raise ValueError(f"unknown arithmetic level {level!r}; known: {', '.join(LEVELS)}")
+        templates = LEVELS[level]
+        family = self.name if level == "multi" else f"{self.name}-{level}"  # own keys and random stream
 
         def make(r: random.Random) -> Example:
-            t, lang = r.choice(TEMPLATES), r.choice(("en", "zh"))
+            t, lang = r.choice(templates), r.choice(("en", "zh"))
             numbers = {**t.draw(r), "who": r.choice(NAMES_EN if lang == "en" else NAMES_ZH)}
             question, working = (text.format(**numbers) for text in (t.en if lang == "en" else t.zh))
             end = f"\nThe answer is {numbers['ans']}." if lang == "en" else f"\n答案是 {numbers['ans']}。"
-            return Example(self.name, split, "arithmetic:" + question, question, working + end, lang,
-                           {"answer": numbers["ans"], "template": t.name})
+            return Example(self.name, split, f"{family}:" + question, question, working + end, lang,
+                           {"answer": numbers["ans"], "template": t.name, "level": level})
 
-        return draw_unique(make, split, n, rng_for(self.name, split, seed), self.name)
+        return draw_unique(make, split, n, rng_for(family, split, seed), family)
 
     def verify(self, example: Example, response: str) -> Verdict:
         got = final_answer(response)
